@@ -1,0 +1,765 @@
+#!/usr/bin/env python3
+"""Measure NCCL collectives and GPU copy bandwidth with nccl-tests semantics, for gpusim's validation suite.
+
+Runs on a machine with several GPUs, PyTorch and NCCL, one process per GPU. It is standalone on purpose (torch,
+numpy-free, stdlib): gpusim and its dependencies need not be installed where this runs. validation/README.md
+documents the CSV it writes and how to run it.
+
+Each transport is measured in its own set of processes, because NCCL reads P2P_DISABLE/SHM_DISABLE once per
+process. World size 2 runs on a sub-communicator of ranks 0,1 (GPUs 0,1) inside the 4-process job; forced
+NCCL_ALGO/NCCL_PROTO variants run on fresh communicators created after the variables are set (NCCL reads them at
+communicator creation; the ENV lines kept in nccl_info.txt show each one taking effect).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import glob
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+
+OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "sendrecv")
+TRANSPORTS = {
+    # name -> environment that selects it (on top of MULTICAST_OFF)
+    "nvlink": {},
+    "pcie_shm": {"NCCL_P2P_DISABLE": "1"},
+    "socket": {"NCCL_P2P_DISABLE": "1", "NCCL_SHM_DISABLE": "1", "NCCL_IB_DISABLE": "1", "NCCL_SOCKET_IFNAME": "lo"},
+}
+# NVLink multicast can take a shared host's GPUs out of service: off in every process this script starts.
+MULTICAST_OFF = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+ALGOS = ("Ring", "Tree")
+PROTOS = ("LL", "LL128", "Simple")
+CSV_COLUMNS = (
+    "machine", "transport", "world_size", "gpus", "op", "bytes", "count", "dtype", "algo", "proto", "in_place",
+    "time_us", "time_us_min", "time_us_max", "algbw_GBps", "busbw_GBps", "host_us", "trials", "iters",
+    "nccl_version", "torch_version",
+)
+COPY_COLUMNS = ("machine", "kind", "src", "dst", "bytes", "time_us", "time_us_min", "time_us_max", "GBps", "trials",
+                "iters", "pinned", "peer_access")
+ELEMENT_BYTES = 4  # float32
+INFO_SUBSYS = "INIT,GRAPH,ENV,TUNING"
+
+
+for _k, _v in MULTICAST_OFF.items():
+    os.environ[_k] = _v
+
+
+def busbw_factor(op: str, n: int) -> float:
+    """nccl-tests' bus-bandwidth factor (doc/PERFORMANCE.md)."""
+    if op == "all_reduce":
+        return 2.0 * (n - 1) / n
+    if op in ("all_gather", "reduce_scatter", "all_to_all"):
+        return (n - 1) / n
+    return 1.0
+
+
+def parse_size(text: str) -> int:
+    """'8', '64KiB', '1MiB', '4GiB' (also K/M/G, binary) -> bytes."""
+    m = re.fullmatch(r"\s*(\d+)\s*(B|K|KiB|M|MiB|G|GiB)?\s*", text)
+    if not m:
+        raise SystemExit(f"bad size '{text}': use an integer with an optional B/KiB/MiB/GiB suffix")
+    mult = {None: 1, "B": 1, "K": 1 << 10, "KiB": 1 << 10, "M": 1 << 20, "MiB": 1 << 20, "G": 1 << 30, "GiB": 1 << 30}
+    return int(m.group(1)) * mult[m.group(2)]
+
+
+def size_list(lo: int, hi: int) -> list[int]:
+    """Powers of two from lo to hi inclusive."""
+    out, s = [], 1
+    while s < lo:
+        s *= 2
+    while s <= hi:
+        out.append(s)
+        s *= 2
+    return out
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# worker: one process per GPU, measures collectives
+# ----------------------------------------------------------------------------------------------------------------
+
+class _Clock:
+    """Elapsed device time of the work queued between start() and stop(): CUDA events, or wall time on CPU."""
+
+    def __init__(self, torch, cuda: bool):
+        self.torch, self.cuda = torch, cuda
+        if cuda:
+            self.e0 = torch.cuda.Event(enable_timing=True)
+            self.e1 = torch.cuda.Event(enable_timing=True)
+
+    def sync(self):
+        if self.cuda:
+            self.torch.cuda.synchronize()
+
+    def start(self):
+        if self.cuda:
+            self.e0.record()
+        else:
+            self.t0 = time.perf_counter()
+
+    def stop_s(self) -> float:
+        if self.cuda:
+            self.e1.record()
+            self.e1.synchronize()
+            return self.e0.elapsed_time(self.e1) / 1e3
+        return time.perf_counter() - self.t0
+
+
+class _OpRunner:
+    """Buffers and one launch of one collective, with nccl-tests' size semantics (bytes = total buffer)."""
+
+    def __init__(self, torch, dist, op, pg, n, grank, max_bytes, device):
+        self.torch, self.dist, self.op, self.pg, self.n, self.grank = torch, dist, op, pg, n, grank
+        self.device = device
+        big = max_bytes // ELEMENT_BYTES
+        small = max(big // n, 1)
+        mk = lambda c: torch.randn(c, dtype=torch.float32, device=device)  # noqa: E731
+        if op in ("all_reduce", "broadcast"):
+            self.a = mk(big)
+            self.b = None
+        elif op == "all_gather":
+            self.a, self.b = mk(small), mk(big)
+        elif op == "reduce_scatter":
+            self.a, self.b = mk(big), mk(small)
+        else:  # all_to_all, sendrecv
+            self.a, self.b = mk(big), mk(big)
+        self.in_place = op in ("all_reduce", "broadcast")
+
+    def feasible(self, nbytes: int) -> bool:
+        """Whether nbytes is a whole number of float32 elements (per rank for the split ops)."""
+        unit = ELEMENT_BYTES * (self.n if self.op in ("all_gather", "reduce_scatter", "all_to_all") else 1)
+        return nbytes % unit == 0 and nbytes >= unit
+
+    def bind(self, nbytes: int):
+        """A zero-argument function launching the op on nbytes (total, as nccl-tests counts them)."""
+        dist, pg, n = self.dist, self.pg, self.n
+        count = nbytes // ELEMENT_BYTES
+        if self.op == "all_reduce":
+            x = self.a[:count]
+            return lambda: dist.all_reduce(x, group=pg)
+        if self.op == "broadcast":
+            x = self.a[:count]
+            return lambda: dist.broadcast(x, src=0, group=pg)
+        if self.op == "all_gather":
+            inp, out = self.a[:count // n], self.b[:count]
+            return lambda: dist.all_gather_into_tensor(out, inp, group=pg)
+        if self.op == "reduce_scatter":
+            inp, out = self.a[:count], self.b[:count // n]
+            return lambda: dist.reduce_scatter_tensor(out, inp, group=pg)
+        if self.op == "all_to_all":
+            inp, out = self.a[:count], self.b[:count]
+            return lambda: dist.all_to_all_single(out, inp, group=pg)
+        # sendrecv: ring shift as nccl-tests sendrecv_perf: send to rank+1, receive from rank-1 (group rank == global)
+        send, recv = self.a[:count], self.b[:count]
+        nxt, prv = (self.grank + 1) % n, (self.grank - 1) % n
+
+        def _sendrecv():
+            ops = [dist.P2POp(dist.isend, send, nxt, group=pg), dist.P2POp(dist.irecv, recv, prv, group=pg)]
+            for w in dist.batch_isend_irecv(ops):
+                w.wait()
+        return _sendrecv
+
+    def check(self):
+        """One small launch with known data; raises if the result is wrong (catches miswired groups and peers)."""
+        torch, n, r = self.torch, self.n, self.grank
+        c = 64 * n
+        fn = self.bind(c * ELEMENT_BYTES)
+        if self.op == "all_reduce":
+            self.a[:c].fill_(r + 1)
+            fn()
+            ok = torch.all(self.a[:c] == n * (n + 1) / 2)
+        elif self.op == "broadcast":
+            self.a[:c].fill_(r + 7)
+            fn()
+            ok = torch.all(self.a[:c] == 7)
+        elif self.op == "all_gather":
+            self.a[:c // n].fill_(r)
+            fn()
+            ok = torch.all(self.b[:c].view(n, -1) == torch.arange(n, device=self.device, dtype=torch.float32)[:, None])
+        elif self.op == "reduce_scatter":
+            self.a[:c].fill_(r + 1)
+            fn()
+            ok = torch.all(self.b[:c // n] == n * (n + 1) / 2)
+        elif self.op == "all_to_all":
+            self.a[:c].view(n, -1).copy_((r * n + torch.arange(n, device=self.device, dtype=torch.float32))[:, None])
+            fn()
+            want = (torch.arange(n, device=self.device, dtype=torch.float32) * n + r)[:, None]
+            ok = torch.all(self.b[:c].view(n, -1) == want)
+        else:
+            self.a[:c].fill_(r)
+            fn()
+            ok = torch.all(self.b[:c] == (r - 1) % n)
+        if not bool(ok):
+            raise RuntimeError(f"{self.op} on {n} ranks gave a wrong result on rank {r}")
+
+
+def _worker(args) -> int:
+    """One rank of the measurement job (started by the driver with RANK/WORLD_SIZE in its environment)."""
+    import torch
+    import torch.distributed as dist
+
+    warnings.filterwarnings("ignore", category=FutureWarning)  # torch's renames of the *_tensor collectives
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    cuda = not args.dry_cpu
+    device = torch.device("cuda", rank) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(hours=1),
+                            init_method=f"tcp://127.0.0.1:{os.environ['MASTER_PORT']}")
+    coll_backend = "gloo" if args.dry_cpu else "nccl"
+    nccl_version = ".".join(map(str, torch.cuda.nccl.version())) if cuda else "none"
+    deadline = float(args.deadline_epoch)
+    transport = args.transport
+    world_sizes = [int(w) for w in args.world_sizes.split(",")]
+    ops = args.ops.split(",")
+    sizes = [parse_size(s) for s in args.sizes.split(",")]
+    variants = [("default", "default")]
+    if args.variants:
+        variants += [tuple(v.split("/")) for v in args.variants.split(",")]
+    out_csv = args.csv
+    clock = _Clock(torch, cuda)
+    stopped = False
+
+    plan = []
+    for algo, proto in variants:
+        for ws in world_sizes:
+            if ws > world:
+                continue
+            plan.append((algo, proto, ws, ops if algo == "default" else ["all_reduce"]))
+
+    for algo, proto, ws, plan_ops in plan:
+        if stopped:
+            break
+        for key, val in (("NCCL_ALGO", algo), ("NCCL_PROTO", proto)):
+            if val == "default":
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = val
+        ranks = list(range(ws))
+        pg = dist.new_group(ranks, backend=coll_backend)
+        cg = dist.new_group(ranks, backend="gloo") if ws < world else dist.group.WORLD
+        member = rank < ws
+        if member:
+            stopped = _measure_group(torch, dist, args, pg, cg, ws, rank, device, clock, transport, algo, proto,
+                                     plan_ops, sizes, deadline, out_csv, nccl_version)
+        flag = torch.tensor([1.0 if stopped else 0.0])
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)  # members tell the idle ranks whether time ran out
+        stopped = bool(flag.item())
+        if member:
+            dist.destroy_process_group(pg)
+            if ws < world:
+                dist.destroy_process_group(cg)
+        if cuda:
+            torch.cuda.empty_cache()
+    dist.barrier()
+    dist.destroy_process_group()
+    return 0
+
+
+def _measure_group(torch, dist, args, pg, cg, n, rank, device, clock, transport, algo, proto, ops, sizes, deadline,
+                   out_csv, nccl_version) -> bool:
+    """Measure every op and size on one communicator; returns True when the deadline stopped the run."""
+    cap = parse_size(args.max_bytes)
+    if algo != "default" and args.variant_max_bytes:
+        cap = min(cap, parse_size(args.variant_max_bytes))
+    gpus = ";".join(str(r) for r in range(n)) if not args.dry_cpu else "cpu"
+    machine = args.machine
+    for op in ops:
+        op_sizes = [s for s in sizes if s <= cap]
+        if not op_sizes:
+            continue
+        runner = _OpRunner(torch, dist, op, pg, n, rank, max(op_sizes), device)
+        runner.check()
+        t_prev, s_prev = None, None
+        for nbytes in op_sizes:
+            if not runner.feasible(nbytes):
+                if rank == 0:
+                    log(f"  skip {op} {nbytes} B on {n} ranks: not a whole float32 count per rank")
+                continue
+            # decide on rank 0 from the previous size's time, before launching anything large
+            pred = 1e-4 if t_prev is None else t_prev * max(1.0, nbytes / s_prev)
+            est = pred * (3 + args.trials * max(args.min_iters, 1)) + 0.1
+            verdict = torch.tensor([0.0])
+            if rank == 0:
+                if time.time() + est > deadline:
+                    verdict[0] = 2.0
+                elif est > args.max_point_s:
+                    verdict[0] = 1.0
+            dist.broadcast(verdict, src=0, group=cg)
+            if verdict.item() == 2.0:
+                if rank == 0:
+                    log(f"  DEADLINE: stop before {op} {nbytes} B (predicted {est:.1f} s)")
+                del runner
+                return True
+            if verdict.item() == 1.0:
+                if rank == 0:
+                    log(f"  CAP: {op} from {nbytes} B up skipped on {transport} n={n} {algo}/{proto} "
+                        f"(predicted {est:.1f} s per point > --max-point-s {args.max_point_s})")
+                break
+            fn = runner.bind(nbytes)
+            fn()  # first launch, untimed
+            clock.sync()
+            n_warm = max(1, min(args.warmup, int(2e-3 / pred) if pred > 0 else args.warmup))
+            clock.start()
+            for _ in range(n_warm):
+                fn()
+            t_est = torch.tensor([clock.stop_s() / n_warm])
+            dist.all_reduce(t_est, op=dist.ReduceOp.MAX, group=cg)
+            iters = int(min(args.max_iters, max(args.min_iters, math.ceil(args.target_ms * 1e-3 / t_est.item()))))
+            trial_t, trial_h = [], []
+            for _ in range(args.trials):
+                clock.sync()
+                dist.barrier(group=cg)
+                clock.start()
+                h0 = time.perf_counter()
+                for _ in range(iters):
+                    fn()
+                h1 = time.perf_counter()
+                t = clock.stop_s()
+                th = torch.tensor([t / iters, (h1 - h0) / iters])
+                dist.all_reduce(th, op=dist.ReduceOp.MAX, group=cg)
+                trial_t.append(th[0].item())
+                trial_h.append(th[1].item())
+            t_med = statistics.median(trial_t)
+            t_prev, s_prev = t_med, nbytes
+            if rank == 0:
+                algbw = nbytes / t_med / 1e9
+                busbw = algbw * busbw_factor(op, n)
+                row = {
+                    "machine": machine, "transport": transport, "world_size": n, "gpus": gpus, "op": op,
+                    "bytes": nbytes, "count": nbytes // ELEMENT_BYTES, "dtype": "float32", "algo": algo,
+                    "proto": proto, "in_place": int(runner.in_place),
+                    "time_us": f"{t_med * 1e6:.3f}", "time_us_min": f"{min(trial_t) * 1e6:.3f}",
+                    "time_us_max": f"{max(trial_t) * 1e6:.3f}", "algbw_GBps": f"{algbw:.4f}",
+                    "busbw_GBps": f"{busbw:.4f}", "host_us": f"{statistics.median(trial_h) * 1e6:.3f}",
+                    "trials": args.trials, "iters": iters, "nccl_version": nccl_version,
+                    "torch_version": torch.__version__,
+                }
+                with open(out_csv, "a", newline="") as fh:
+                    csv.DictWriter(fh, CSV_COLUMNS).writerow(row)
+                log(f"  {transport:8s} n={n} {op:14s} {algo:7s} {proto:6s} {nbytes:>11d} B "
+                    f"{t_med * 1e6:11.2f} us  busbw {busbw:8.2f} GB/s  iters {iters}")
+        del runner
+        if args.dry_cpu is False:
+            torch.cuda.empty_cache()
+    return False
+
+
+def _info_worker(args) -> int:
+    """One rank of a tiny all_reduce on 2 and 4 ranks, run with NCCL_DEBUG=INFO to log topology/channels/tuning."""
+    import torch
+    import torch.distributed as dist
+
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    torch.cuda.set_device(rank)
+    dist.init_process_group("gloo", rank=rank, world_size=world,
+                            init_method=f"tcp://127.0.0.1:{os.environ['MASTER_PORT']}")
+    for ws in sorted({int(w) for w in args.world_sizes.split(",")}):
+        if ws > world:
+            continue
+        pg = dist.new_group(list(range(ws)), backend="nccl")
+        if rank < ws:
+            x = torch.ones(1 << 20, device="cuda")
+            dist.all_reduce(x, group=pg)
+            torch.cuda.synchronize()
+            if not bool(torch.all(x == ws)):
+                raise RuntimeError("info all_reduce gave a wrong sum")
+            dist.destroy_process_group(pg)
+        dist.barrier()
+    dist.destroy_process_group()
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# copy bandwidth: host<->device (pinned) and device->device (peer and local)
+# ----------------------------------------------------------------------------------------------------------------
+
+def _copy_worker(args) -> int:
+    """Measure pinned H2D/D2H, local D2D, peer D2D (every ordered pair) and bidirectional peer copies."""
+    import torch
+
+    ndev = torch.cuda.device_count()
+    sizes = [parse_size(s) for s in args.copy_sizes.split(",")]
+    big = max(sizes)
+    rows = []
+
+    def timeit(fn, devs, nbytes):
+        for d in devs:
+            torch.cuda.synchronize(d)
+        fn()
+        for d in devs:
+            torch.cuda.synchronize(d)
+        t0 = time.perf_counter()
+        fn()
+        for d in devs:
+            torch.cuda.synchronize(d)
+        one = max(time.perf_counter() - t0, 1e-6)
+        iters = int(min(1000, max(2, math.ceil(0.03 / one))))
+        ts = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                fn()
+            for d in devs:
+                torch.cuda.synchronize(d)
+            ts.append((time.perf_counter() - t0) / iters)
+        return ts, iters
+
+    def add(kind, src, dst, nbytes, ts, iters, pinned, peer, moved=None):
+        t = statistics.median(ts)
+        rows.append({"machine": args.machine, "kind": kind, "src": src, "dst": dst, "bytes": nbytes,
+                     "time_us": f"{t * 1e6:.3f}", "time_us_min": f"{min(ts) * 1e6:.3f}",
+                     "time_us_max": f"{max(ts) * 1e6:.3f}", "GBps": f"{(moved or nbytes) / t / 1e9:.3f}",
+                     "trials": len(ts), "iters": iters, "pinned": int(pinned), "peer_access": peer})
+        log(f"  copy {kind:10s} {src}->{dst} {nbytes:>11d} B  {(moved or nbytes) / t / 1e9:8.2f} GB/s")
+
+    host = torch.empty(big, dtype=torch.uint8, pin_memory=True)
+    host.fill_(1)
+    for d in range(ndev):
+        dev = torch.empty(big, dtype=torch.uint8, device=f"cuda:{d}")
+        dev.fill_(3)
+        for s in sizes:
+            if d > 0 and s != big:
+                continue
+            h, g = host[:s], dev[:s]
+            ts, it = timeit(lambda: g.copy_(h, non_blocking=True), [d], s)
+            add("h2d", "host", f"cuda:{d}", s, ts, it, True, "")
+            ts, it = timeit(lambda: h.copy_(g, non_blocking=True), [d], s)
+            add("d2h", f"cuda:{d}", "host", s, ts, it, True, "")
+        del dev
+    la = torch.empty(big, dtype=torch.uint8, device="cuda:0")
+    lb = torch.empty(big, dtype=torch.uint8, device="cuda:0")
+    la.fill_(5)
+    for s in sizes:
+        ts, it = timeit(lambda: lb[:s].copy_(la[:s]), [0], s)
+        add("d2d_local", "cuda:0", "cuda:0", s, ts, it, False, "")
+    la = lb = None
+    bufs = []
+    for d in range(ndev):
+        x = torch.empty(big, dtype=torch.uint8, device=f"cuda:{d}")
+        x.fill_(d + 1)
+        y = torch.empty(big, dtype=torch.uint8, device=f"cuda:{d}")
+        bufs.append((x, y))
+    for i in range(ndev):
+        for j in range(ndev):
+            if i == j:
+                continue
+            peer = int(torch.cuda.can_device_access_peer(i, j))
+            for s in sizes:
+                if (i, j) != (0, 1) and s != big:
+                    continue
+                src, dst = bufs[i][0][:s], bufs[j][1][:s]
+                ts, it = timeit(lambda: dst.copy_(src, non_blocking=True), [i, j], s)
+                add("d2d_peer", f"cuda:{i}", f"cuda:{j}", s, ts, it, False, peer)
+    if ndev >= 2:
+        streams = [torch.cuda.Stream(device=d) for d in range(ndev)]
+        for i, j in [(0, 1)] + ([(0, 2), (0, 3)] if ndev >= 4 else []):
+            s = big
+
+            def both():
+                with torch.cuda.stream(streams[i]):
+                    bufs[j][1][:s].copy_(bufs[i][0][:s], non_blocking=True)
+                with torch.cuda.stream(streams[j]):
+                    bufs[i][1][:s].copy_(bufs[j][0][:s], non_blocking=True)
+            ts, it = timeit(both, [i, j], s)
+            add("d2d_bidir", f"cuda:{i}", f"cuda:{j}", s, ts, it, False,
+                int(torch.cuda.can_device_access_peer(i, j)), moved=2 * s)
+    with open(args.csv, "w", newline="") as fh:
+        w = csv.DictWriter(fh, COPY_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# driver
+# ----------------------------------------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(args, mode: str, nproc: int, env_extra: dict, extra_argv: list[str], logdir: str, timeout_s: float) -> int:
+    """Start nproc ranks of this script in `mode`; rank 0's output goes to our stdout, others' to files."""
+    port = _free_port()
+    procs = []
+    for r in range(nproc):
+        env = dict(os.environ)
+        env.update(MULTICAST_OFF)
+        env.update(env_extra)
+        env.update({"RANK": str(r), "WORLD_SIZE": str(nproc), "LOCAL_RANK": str(r), "MASTER_ADDR": "127.0.0.1",
+                    "MASTER_PORT": str(port), "GLOO_SOCKET_IFNAME": "lo", "PYTHONUNBUFFERED": "1"})
+        out = None if r == 0 else open(os.path.join(logdir, f"{mode}_{env_extra.get('_TAG', 'x')}_rank{r}.log"), "w")
+        argv = [sys.executable, os.path.abspath(__file__), mode] + extra_argv
+        procs.append((subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT if out else None), out))
+    end = time.time() + timeout_s
+    rc = 0
+    while any(p.poll() is None for p, _ in procs):
+        failed = [p for p, _ in procs if p.poll() not in (None, 0)]
+        if failed or time.time() > end:
+            rc = failed[0].returncode if failed else 124
+            log(f"{mode}: a rank {'failed' if failed else 'timed out'}; stopping the other ranks")
+            time.sleep(2)
+            for p, _ in procs:
+                if p.poll() is None:
+                    p.kill()
+            break
+        time.sleep(0.2)
+    for p, out in procs:
+        p.wait()
+        rc = rc or p.returncode
+        if out:
+            out.close()
+    return rc
+
+
+def _sh(cmd: list[str]) -> str:
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        return r.stdout + (("\n[stderr]\n" + r.stderr) if r.stderr.strip() else "")
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"[could not run {' '.join(cmd)}: {e}]\n"
+
+
+def _system_info(path: str, machine: str) -> None:
+    """nvidia-smi topology and summary, NVLink status, CPU, kernel, torch/NCCL/CUDA versions."""
+    import torch
+
+    parts = [
+        ("date (UTC)", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
+        ("machine label", machine),
+        ("python", sys.version.replace("\n", " ")),
+        ("platform", platform.platform()),
+        ("torch", f"{torch.__version__} (cuda {torch.version.cuda})"),
+        ("nccl (torch.cuda.nccl.version())",
+         ".".join(map(str, torch.cuda.nccl.version())) if torch.cuda.is_available() else "n/a"),
+        ("torch.cuda.device_count()", str(torch.cuda.device_count())),
+        ("multicast-off environment", " ".join(f"{k}={v}" for k, v in MULTICAST_OFF.items())),
+        ("nvidia-smi topo -m", _sh(["nvidia-smi", "topo", "-m"])),
+        ("nvidia-smi topo -p2p r", _sh(["nvidia-smi", "topo", "-p2p", "r"])),
+        ("nvidia-smi", _sh(["nvidia-smi"])),
+        ("nvidia-smi --query-gpu", _sh(["nvidia-smi", "--query-gpu=index,name,pci.bus_id,driver_version,"
+                                        "memory.total,pcie.link.gen.current,pcie.link.gen.max,"
+                                        "pcie.link.width.current,clocks.max.sm,clocks.max.mem,power.limit",
+                                        "--format=csv"])),
+        ("nvidia-smi nvlink --status -i 0", _sh(["nvidia-smi", "nvlink", "--status", "-i", "0"])),
+        ("nvidia-smi nvlink --capabilities -i 0", _sh(["nvidia-smi", "nvlink", "--capabilities", "-i", "0"])),
+        ("lscpu", _sh(["lscpu"])),
+        ("uname -a", _sh(["uname", "-a"])),
+    ]
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        rows = [" ".join(str(int(torch.cuda.can_device_access_peer(i, j))) if i != j else "-" for j in range(n))
+                for i in range(n)]
+        parts.append(("torch.cuda.can_device_access_peer (row=src, col=dst)", "\n".join(rows)))
+        props = torch.cuda.get_device_properties(0)
+        parts.append(("cuda:0 properties", f"{props.name}, {props.total_memory} bytes, "
+                                           f"{props.multi_processor_count} SMs, cc {props.major}.{props.minor}"))
+    with open(path, "w") as fh:
+        for title, body in parts:
+            fh.write(f"===== {title}\n{body.rstrip()}\n\n")
+
+
+def _collect_nccl_logs(pattern: str, title: str, out_fh, keep=None) -> int:
+    """Append the NCCL log files matching pattern to out_fh (optionally only lines matching keep)."""
+    n = 0
+    for path in sorted(glob.glob(pattern)):
+        with open(path, errors="replace") as fh:
+            lines = [ln for ln in fh if keep is None or keep.search(ln)]
+        out_fh.write(f"===== {title} :: {os.path.basename(path)}\n")
+        out_fh.writelines(lines)
+        out_fh.write("\n")
+        n += len(lines)
+    return n
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("mode", nargs="?", default="drive", choices=["drive", "worker", "info-worker", "copy-worker"],
+                   help=argparse.SUPPRESS)
+    p.add_argument("--out", default=os.environ.get("OUT", "out/collect"), help="output folder (default $OUT)")
+    p.add_argument("--tag", default="run", help="prefix of the output files, so several calls do not collide")
+    p.add_argument("--machine", default="", help="machine label in the CSV (default: from the GPU name and count)")
+    p.add_argument("--transports", default="nvlink,pcie_shm,socket")
+    p.add_argument("--world-sizes", default="2,4")
+    p.add_argument("--ops", default=",".join(OPS))
+    p.add_argument("--min-bytes", default="8")
+    p.add_argument("--max-bytes", default="4GiB")
+    p.add_argument("--sizes", default="", help="explicit comma-separated sizes instead of min..max powers of 2")
+    p.add_argument("--cap", action="append", default=[],
+                   help="TRANSPORT=SIZE: largest size on that transport (repeatable), e.g. socket=1GiB")
+    p.add_argument("--variants", default="all",
+                   help="all_reduce NCCL_ALGO/NCCL_PROTO pairs to force, e.g. Ring/LL,Tree/Simple; 'all' or 'none'")
+    p.add_argument("--variant-transports", default="nvlink,pcie_shm")
+    p.add_argument("--variant-max-bytes", default="", help="largest size for the forced variants (default: same)")
+    p.add_argument("--trials", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=20, help="most warm-up launches (fewer at large sizes, at least 1)")
+    p.add_argument("--target-ms", type=float, default=25.0, help="timed loop length per trial")
+    p.add_argument("--min-iters", type=int, default=2)
+    p.add_argument("--max-iters", type=int, default=2000)
+    p.add_argument("--max-point-s", type=float, default=30.0, help="skip sizes predicted to take longer than this")
+    p.add_argument("--deadline-s", type=float, default=550.0, help="stop measuring after this many seconds")
+    p.add_argument("--nproc", type=int, default=0, help="processes (GPUs) per job (default: all GPUs)")
+    p.add_argument("--no-collectives", action="store_true")
+    p.add_argument("--no-system", action="store_true")
+    p.add_argument("--no-nccl-info", action="store_true")
+    p.add_argument("--copy-bw", action="store_true", help="also measure host/device and peer copy bandwidth")
+    p.add_argument("--copy-sizes", default="64KiB,1MiB,16MiB,256MiB,1GiB")
+    p.add_argument("--dry-cpu", action="store_true", help="test the plumbing on CPU with gloo (no timings of worth)")
+    # internal, passed to workers
+    p.add_argument("--transport", default="")
+    p.add_argument("--csv", default="")
+    p.add_argument("--deadline-epoch", default="0")
+    args = p.parse_args(argv)
+
+    if args.mode == "worker":
+        return _worker(args)
+    if args.mode == "info-worker":
+        return _info_worker(args)
+    if args.mode == "copy-worker":
+        return _copy_worker(args)
+    return _drive(args, p)
+
+
+def _drive(args, parser) -> int:
+    t_start = time.time()
+    deadline = t_start + args.deadline_s
+    os.makedirs(args.out, exist_ok=True)
+    tmp = os.path.join(args.out, f".tmp_{args.tag}")
+    if os.path.isdir(tmp):
+        shutil.rmtree(tmp)
+    os.makedirs(tmp)
+    tag = args.tag
+    if args.dry_cpu:
+        ndev, machine = args.nproc or 4, args.machine or "cpu"
+        tv, nv = "dry", "none"
+    else:
+        import torch
+        ndev = torch.cuda.device_count()
+        name = torch.cuda.get_device_name(0) if ndev else "nogpu"
+        machine = args.machine or f"{name.split()[-1].lower()}x{ndev}"
+        tv, nv = torch.__version__, ".".join(map(str, torch.cuda.nccl.version()))
+    nproc = args.nproc or ndev
+    log(f"collect: machine {machine}, {ndev} devices, {nproc} ranks per job, torch {tv}, nccl {nv}")
+    for t in args.transports.split(","):
+        if t not in TRANSPORTS:
+            parser.error(f"unknown transport '{t}'; accepted: {', '.join(TRANSPORTS)}")
+    for o in args.ops.split(","):
+        if o not in OPS:
+            parser.error(f"unknown op '{o}'; accepted: {', '.join(OPS)}")
+    caps = {}
+    for c in args.cap:
+        t, _, s = c.partition("=")
+        if t not in TRANSPORTS:
+            parser.error(f"--cap {c}: unknown transport '{t}'")
+        caps[t] = parse_size(s)
+    if args.variants == "all":
+        variants = [f"{a}/{p}" for a in ALGOS for p in PROTOS]
+    elif args.variants in ("", "none"):
+        variants = []
+    else:
+        variants = args.variants.split(",")
+        for v in variants:
+            a, _, pr = v.partition("/")
+            if a not in ALGOS or pr not in PROTOS:
+                parser.error(f"--variants {v}: use ALGO/PROTO with ALGO in {ALGOS} and PROTO in {PROTOS}")
+    sizes = ([parse_size(s) for s in args.sizes.split(",")] if args.sizes
+             else size_list(parse_size(args.min_bytes), parse_size(args.max_bytes)))
+    summary = {"tag": tag, "machine": machine, "argv": sys.argv, "torch": tv, "nccl": nv, "jobs": []}
+
+    if not args.no_system and not args.dry_cpu:
+        _system_info(os.path.join(args.out, f"{tag}_system.txt"), machine)
+        log(f"wrote {tag}_system.txt")
+
+    info_path = os.path.join(args.out, f"{tag}_nccl_info.txt")
+    if not args.no_nccl_info and not args.dry_cpu:
+        with open(info_path, "w") as fh:
+            for t in args.transports.split(","):
+                env = dict(TRANSPORTS[t], NCCL_DEBUG="INFO", NCCL_DEBUG_SUBSYS=INFO_SUBSYS,
+                           NCCL_DEBUG_FILE=os.path.join(tmp, f"info_{t}.%h.%p.log"), _TAG=f"info_{t}")
+                t0 = time.time()
+                rc = _launch(args, "info-worker", nproc, env, ["--world-sizes", args.world_sizes], tmp, 180)
+                nl = _collect_nccl_logs(os.path.join(tmp, f"info_{t}.*.log"),
+                                        f"{t} (env {' '.join(f'{k}={v}' for k, v in TRANSPORTS[t].items())}) "
+                                        f"NCCL_DEBUG_SUBSYS={INFO_SUBSYS}", fh)
+                log(f"nccl info {t}: rc {rc}, {nl} lines, {time.time() - t0:.1f} s")
+                summary["jobs"].append({"job": f"info_{t}", "rc": rc, "seconds": round(time.time() - t0, 1)})
+
+    if args.copy_bw and not args.dry_cpu:
+        t0 = time.time()
+        rc = _launch(args, "copy-worker", 1, {"_TAG": "copy"},
+                     ["--csv", os.path.join(args.out, f"{tag}_copy_bandwidth.csv"), "--copy-sizes", args.copy_sizes,
+                      "--machine", machine], tmp, 240)
+        log(f"copy bandwidth: rc {rc}, {time.time() - t0:.1f} s")
+        summary["jobs"].append({"job": "copy_bw", "rc": rc, "seconds": round(time.time() - t0, 1)})
+
+    csv_path = os.path.join(args.out, f"{tag}_collectives.csv")
+    if not args.no_collectives:
+        if not os.path.exists(csv_path):
+            with open(csv_path, "w", newline="") as fh:
+                csv.DictWriter(fh, CSV_COLUMNS).writeheader()
+        env_keep = re.compile(r"set by environment|NCCL version|Using network|via |Channel 00/|Trees|nvls|"
+                              r"coll channels|[Ww][Aa][Rr][Nn]")
+        for t in args.transports.split(","):
+            if time.time() > deadline - 20:
+                log(f"DEADLINE: transport {t} not started")
+                summary["jobs"].append({"job": f"coll_{t}", "rc": None, "skipped": "deadline"})
+                continue
+            cap = min(caps.get(t, max(sizes)), max(sizes))
+            vs = variants if t in args.variant_transports.split(",") else []
+            env = dict(TRANSPORTS[t], _TAG=f"coll_{t}")
+            if not args.dry_cpu:
+                env.update(NCCL_DEBUG="INFO", NCCL_DEBUG_SUBSYS="ENV",
+                           NCCL_DEBUG_FILE=os.path.join(tmp, f"env_{t}.%h.%p.log"))
+            wargv = ["--transport", t, "--csv", csv_path, "--deadline-epoch", str(deadline),
+                     "--world-sizes", args.world_sizes, "--ops", args.ops,
+                     "--sizes", ",".join(str(s) for s in sizes), "--max-bytes", str(cap),
+                     "--variants", ",".join(vs), "--variant-max-bytes", args.variant_max_bytes, "--trials", str(args.trials), "--warmup", str(args.warmup),
+                     "--target-ms", str(args.target_ms), "--min-iters", str(args.min_iters),
+                     "--max-iters", str(args.max_iters), "--max-point-s", str(args.max_point_s),
+                     "--machine", machine]
+            if args.dry_cpu:
+                wargv.append("--dry-cpu")
+            t0 = time.time()
+            log(f"collectives on {t}: sizes {min(sizes)}..{cap} B, variants {vs or 'none'}")
+            rc = _launch(args, "worker", nproc, env, wargv, tmp, max(30.0, deadline - time.time() + 60))
+            log(f"collectives on {t}: rc {rc}, {time.time() - t0:.1f} s")
+            summary["jobs"].append({"job": f"coll_{t}", "rc": rc, "seconds": round(time.time() - t0, 1),
+                                    "cap_bytes": cap, "variants": vs})
+            if not args.dry_cpu:
+                with open(info_path, "a") as fh:
+                    _collect_nccl_logs(os.path.join(tmp, f"env_{t}.*.log"),
+                                       f"{t} measurement job, NCCL_DEBUG_SUBSYS=ENV (filtered)", fh, env_keep)
+
+    # keep the non-zero ranks' logs (warnings, tracebacks) in one side file
+    with open(os.path.join(args.out, f"{tag}_ranks.log"), "w") as fh:
+        for path in sorted(glob.glob(os.path.join(tmp, "*_rank*.log"))):
+            with open(path, errors="replace") as src:
+                body = src.read()
+            fh.write(f"===== {os.path.basename(path)}\n{body[-20000:]}\n")
+    summary["seconds"] = round(time.time() - t_start, 1)
+    with open(os.path.join(args.out, f"{tag}_summary.json"), "w") as fh:
+        json.dump(summary, fh, indent=1)
+    shutil.rmtree(tmp, ignore_errors=True)
+    log(f"done in {summary['seconds']} s: {json.dumps(summary['jobs'])}")
+    return 0 if all(j.get("rc") in (0, None) for j in summary["jobs"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
