@@ -1,0 +1,87 @@
+"""A topology graph made into a flow network: link indices, routes as link arrays, path latencies.
+
+This is where names become numbers: each directed edge of the graph gets an index into the network's capacity
+array, and ``flow(src, dst, ...)`` turns a routed path into a :class:`FlowSpec` the engine can run.
+"""
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import simpy
+
+from gpusim.engine.network import FlowNetwork, FlowSpec
+from gpusim.errors import GpusimError
+from gpusim.topology.graph import capacity_Bps, gpus
+from gpusim.topology.routing import Router
+
+
+class Fabric:
+    """Graph + router + flow network on one simpy Environment."""
+
+    def __init__(self, g: nx.DiGraph, env: simpy.Environment | None = None, ecmp: bool = False):
+        self.g = g
+        self.env = env or simpy.Environment()
+        self.router = Router(g, ecmp=ecmp)
+        self.edges: list[tuple[str, str]] = list(g.edges())
+        self.link_index = {e: i for i, e in enumerate(self.edges)}
+        self.latency_s = np.array([g.edges[e]["latency_s"] for e in self.edges], dtype=float)
+        self.net = FlowNetwork(self.env, [capacity_Bps(g.edges[e]) for e in self.edges])
+        self.gpus = gpus(g)
+        self._links_cache: dict[tuple, np.ndarray] = {}
+
+    # -- names ------------------------------------------------------------------------------------------------
+    def gpu(self, rank: int) -> str:
+        """Node name of GPU ``rank``."""
+        if not 0 <= rank < len(self.gpus):
+            raise GpusimError("ranks", f"rank {rank} is outside 0..{len(self.gpus) - 1} ({len(self.gpus)} GPUs in this cluster)")
+        return self.gpus[rank]
+
+    def path_links(self, src: str, dst: str, key: int = 0) -> np.ndarray:
+        """Link indices along the route from ``src`` to ``dst``."""
+        ck = (src, dst, key if self.router.ecmp else 0)
+        hit = self._links_cache.get(ck)
+        if hit is None:
+            p = self.router.path(src, dst, key)
+            hit = np.fromiter((self.link_index[e] for e in zip(p, p[1:])), dtype=np.int64, count=len(p) - 1)
+            self._links_cache[ck] = hit
+        return hit
+
+    def path_latency_s(self, src: str, dst: str, key: int = 0) -> float:
+        return float(self.latency_s[self.path_links(src, dst, key)].sum())
+
+    def path_capacity_Bps(self, src: str, dst: str, key: int = 0) -> float:
+        """Bottleneck capacity along the route (nothing else running)."""
+        links = self.path_links(src, dst, key)
+        return float(self.net.capacity[links].min()) if links.size else np.inf
+
+    # -- flows -------------------------------------------------------------------------------------------------
+    def flow(self, src: str, dst: str, size_bytes: float, latency_s: float | None = None, key: int = 0,
+             cap_Bps: float = np.inf, label: str = "") -> FlowSpec:
+        """A point-to-point transfer along the routed path (latency defaults to the path's)."""
+        links = self.path_links(src, dst, key)
+        lat = float(self.latency_s[links].sum()) if latency_s is None else latency_s
+        return FlowSpec(links, size_bytes, lat, cap_Bps=cap_Bps, label=label)
+
+    def coupled_flow(self, hops: list[tuple[str, str]], size_bytes: float, latency_s: float,
+                     cap_Bps: float = np.inf, label: str = "", key: int = 0) -> FlowSpec:
+        """One flow that moves ``size_bytes`` over every hop at a common rate (a pipelined ring/chain)."""
+        parts = [self.path_links(a, b, key) for a, b in hops]
+        links = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        return FlowSpec(links, size_bytes, latency_s, cap_Bps=cap_Bps, label=label)
+
+    def run_flows(self, specs: list[FlowSpec], label: str = ""):
+        """Submit as one group; a simpy event to yield on."""
+        return self.net.submit(specs, label).done
+
+    # -- link state --------------------------------------------------------------------------------------------
+    def set_link_capacity(self, u: str, v: str, capacity_Bps: float, both: bool = True) -> None:
+        """Change a link's capacity from now on (both directions by default); 0 stalls the flows crossing it."""
+        for e in ((u, v), (v, u)) if both else ((u, v),):
+            self.net.set_capacity(self.link_index[e], capacity_Bps)
+
+    def set_link_up(self, u: str, v: str, up: bool) -> None:
+        """Tell routing whether the link (both directions) may carry new routes; existing flows keep their path."""
+        for e in ((u, v), (v, u)):
+            self.g.edges[e]["up"] = up
+        self.router.invalidate()
+        self._links_cache.clear()

@@ -1,0 +1,242 @@
+"""Flow-level network on a simpy Environment.
+
+A *flow* moves ``size_bytes`` over a fixed set of directional links (with multiplicities: a coupled flow is a
+pipelined ring whose hops all move at one rate). All active flows share every link max-min fairly
+(:mod:`gpusim.engine.maxmin`). A flow's time is its fluid service time plus its ``latency_s``, paid once at the end
+(the last byte's trip): uncontended, ``latency_s + size_bytes / rate``.
+
+Rates are recomputed only when something changes — flows start or finish, a link's capacity changes, a flow is
+rerouted — and all changes at one instant are coalesced into one recomputation. Between changes nothing happens
+in Python: one simpy timeout marks the next completion. Callers submit whole *groups* of flows (a collective step)
+and wait on one event per group, so a 1,024-flow step costs one event, not 1,024.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+
+from gpusim.engine.maxmin import max_min_rates
+
+_EPS_BYTES = 1e-6
+
+
+@dataclass
+class FlowSpec:
+    """What to move: ``links`` (indices into the network's link arrays; repeats allowed), optional ``weights``
+    (times each link is crossed; defaults to 1 each), bytes, end latency, optional rate ceiling, a label."""
+
+    links: np.ndarray
+    size_bytes: float
+    latency_s: float = 0.0
+    weights: np.ndarray | None = None
+    cap_Bps: float = np.inf
+    label: str = ""
+
+    def __post_init__(self):
+        links = np.asarray(self.links, dtype=np.int64)
+        if self.weights is None:
+            uniq, counts = np.unique(links, return_counts=True)
+            self.links, self.weights = uniq, counts.astype(float)
+        else:
+            self.links, self.weights = links, np.asarray(self.weights, dtype=float)
+        if not (self.size_bytes >= 0 and np.isfinite(self.size_bytes)):
+            raise ValueError(f"flow size must be a finite non-negative number of bytes, got {self.size_bytes!r}")
+
+
+@dataclass
+class Group:
+    """Flows submitted together; ``done`` fires when the last one has arrived (value: this group)."""
+
+    done: simpy.Event
+    start_s: float
+    specs: list[FlowSpec]
+    finish_s: np.ndarray = field(default=None)
+    pending: int = 0
+    label: str = ""
+
+    @property
+    def end_s(self) -> float:
+        return float(self.finish_s.max()) if len(self.finish_s) else self.start_s
+
+
+class FlowNetwork:
+    """The shared fluid network: ``capacity_Bps[l]`` per directional link ``l``."""
+
+    def __init__(self, env: simpy.Environment, capacity_Bps):
+        self.env = env
+        self.capacity = np.array(capacity_Bps, dtype=float)
+        if np.any(~np.isfinite(self.capacity)) or np.any(self.capacity < 0):
+            raise ValueError("link capacities must be finite and non-negative")
+        n = self.capacity.shape[0]
+        self.link_bytes = np.zeros(n)           # bytes carried per link so far
+        self.groups: list[Group] = []
+        # active flows, aligned arrays
+        self._group: list[Group] = []
+        self._index = np.zeros(0, dtype=np.int64)   # index of the flow within its group
+        self._rem = np.zeros(0)
+        self._rate = np.zeros(0)
+        self._lat = np.zeros(0)
+        self._cap = np.zeros(0)
+        self._fo = np.zeros(0, dtype=np.int64)      # incidence: flow position
+        self._lo = np.zeros(0, dtype=np.int64)      # incidence: link
+        self._w = np.zeros(0)
+        self._new: list[tuple[Group, int]] = []
+        self._t_last = env.now
+        self._generation = 0
+        self._update_pending = False
+        self._dirty = False
+        self.recomputations = 0
+
+    # -- public API ---------------------------------------------------------------------------------------
+    def submit(self, specs: list[FlowSpec], label: str = "") -> Group:
+        """Start ``specs`` now as one group; returns it (``yield group.done`` to wait)."""
+        g = Group(self.env.event(), self.env.now, specs, np.full(len(specs), np.nan), len(specs), label)
+        self.groups.append(g)
+        if not specs:
+            g.finish_s = np.zeros(0)
+            g.done.succeed(g)
+            return g
+        for i, spec in enumerate(specs):
+            if spec.links.size and (spec.links.min() < 0 or spec.links.max() >= self.capacity.shape[0]):
+                raise ValueError(f"flow {spec.label or i} uses a link index outside 0..{self.capacity.shape[0] - 1}")
+            self._new.append((g, i))
+        self._request_update()
+        return g
+
+    def set_capacity(self, link: int | np.ndarray, capacity_Bps: float) -> None:
+        """Change link capacity from now on (0 = outage: its flows stall)."""
+        if not (capacity_Bps >= 0 and np.isfinite(capacity_Bps)):
+            raise ValueError(f"capacity must be finite and non-negative, got {capacity_Bps!r}")
+        self._advance()
+        self.capacity[link] = capacity_Bps
+        self._dirty = True
+        self._request_update()
+
+    def active_flows(self) -> list[tuple[Group, int]]:
+        """(group, index) of every flow still moving bytes."""
+        return [(g, int(i)) for g, i in zip(self._group, self._index)]
+
+    def reroute(self, group: Group, index: int, links, weights=None) -> None:
+        """Move an active flow onto new links; bytes already delivered stay delivered."""
+        self._advance()
+        spec = FlowSpec(links, 0.0, weights=weights)
+        pos = [k for k, (g, i) in enumerate(zip(self._group, self._index)) if g is group and i == index]
+        if not pos:
+            return
+        p = pos[0]
+        group.specs[index].links, group.specs[index].weights = spec.links, spec.weights
+        keep = self._fo != p
+        self._fo = np.concatenate([self._fo[keep], np.full(spec.links.size, p)])
+        self._lo = np.concatenate([self._lo[keep], spec.links])
+        self._w = np.concatenate([self._w[keep], spec.weights])
+        self._dirty = True
+        self._request_update()
+
+    def rates(self) -> dict[tuple[int, int], float]:
+        """Current rate of each active flow keyed by (id of group, index), for inspection and tests."""
+        return {(id(g), int(i)): float(r) for g, i, r in zip(self._group, self._index, self._rate)}
+
+    def link_load_Bps(self) -> np.ndarray:
+        """Current load on every link (bytes/s)."""
+        return np.bincount(self._lo, weights=self._w * self._rate[self._fo], minlength=self.capacity.shape[0])
+
+    @property
+    def stalled(self) -> bool:
+        """True when flows remain but none can move (every one crosses a dead link)."""
+        return self._rem.size > 0 and not np.any(self._rate > 0) and not self._new
+
+    # -- internals ----------------------------------------------------------------------------------------
+    def _request_update(self) -> None:
+        if not self._update_pending:
+            self._update_pending = True
+            ev = self.env.event()
+            ev.callbacks.append(self._update)
+            ev.succeed()
+
+    def _advance(self) -> None:
+        now = self.env.now
+        dt = now - self._t_last
+        if dt > 0 and self._rem.size:
+            moved = self._rate * dt
+            self._rem -= moved
+            self.link_bytes += np.bincount(self._lo, weights=self._w * moved[self._fo], minlength=self.capacity.shape[0])
+        self._t_last = now
+
+    def _update(self, _event=None) -> None:
+        self._update_pending = False
+        self._advance()
+        now = self.env.now
+        changed = self._dirty
+        self._dirty = False
+        # retire finished flows
+        if self._rem.size:
+            done = self._rem <= np.maximum(_EPS_BYTES, 1e-12 * self._rate)
+            if done.any():
+                self._retire(done, now)
+                changed = True
+        if self._new:
+            self._admit(now)
+            changed = True
+        if changed:
+            self.recomputations += 1
+            self._rate = max_min_rates(self._fo, self._lo, self._w, self.capacity, self._rem.size, self._cap)
+        self._schedule_next()
+
+    def _retire(self, done: np.ndarray, now: float) -> None:
+        for p in np.flatnonzero(done):
+            g = self._group[p]
+            i = self._index[p]
+            g.finish_s[i] = now + self._lat[p]
+            g.pending -= 1
+            if g.pending == 0:
+                self._finish_group(g, now)
+        keep = ~done
+        new_pos = np.cumsum(keep) - 1
+        inc_keep = keep[self._fo]
+        self._fo = new_pos[self._fo[inc_keep]]
+        self._lo = self._lo[inc_keep]
+        self._w = self._w[inc_keep]
+        self._group = [g for g, k in zip(self._group, keep) if k]
+        self._index = self._index[keep]
+        self._rem, self._rate, self._lat, self._cap = (a[keep] for a in (self._rem, self._rate, self._lat, self._cap))
+
+    def _finish_group(self, g: Group, now: float) -> None:
+        delay = g.end_s - now
+        if delay > 0:
+            t = self.env.timeout(delay)
+            t.callbacks.append(lambda _e, g=g: g.done.succeed(g))
+        else:
+            g.done.succeed(g)
+
+    def _admit(self, now: float) -> None:
+        new, self._new = self._new, []
+        base = self._rem.size
+        specs = [g.specs[i] for g, i in new]
+        lens = np.fromiter((s.links.size for s in specs), dtype=np.int64, count=len(specs))
+        self._fo = np.concatenate([self._fo, np.repeat(np.arange(base, base + len(specs)), lens)])
+        self._lo = np.concatenate([self._lo, *[s.links for s in specs]])
+        self._w = np.concatenate([self._w, *[s.weights for s in specs]])
+        self._group.extend(g for g, _ in new)
+        self._index = np.concatenate([self._index, np.fromiter((i for _, i in new), dtype=np.int64, count=len(new))])
+        self._rem = np.concatenate([self._rem, [s.size_bytes for s in specs]])
+        self._lat = np.concatenate([self._lat, [s.latency_s for s in specs]])
+        self._cap = np.concatenate([self._cap, [s.cap_Bps for s in specs]])
+        self._rate = np.concatenate([self._rate, np.zeros(len(specs))])
+        # zero-byte flows finish at once (their latency still applies)
+        zero = self._rem <= 0
+        if zero.any():
+            self._retire(zero, now)
+
+    def _schedule_next(self) -> None:
+        self._generation += 1
+        if not self._rem.size:
+            return
+        moving = self._rate > 0
+        if not moving.any():
+            return  # stalled: a capacity change will wake us
+        dt = float(np.min(self._rem[moving] / self._rate[moving]))
+        gen = self._generation
+        t = self.env.timeout(max(dt, 0.0))
+        t.callbacks.append(lambda _e: self._update() if gen == self._generation else None)

@@ -1,0 +1,134 @@
+"""The fluid engine against closed forms: exact times where they exist, invariants everywhere."""
+import numpy as np
+import pytest
+import simpy
+from hypothesis import given, settings, strategies as st
+
+from gpusim.engine.network import FlowNetwork, FlowSpec
+
+
+def run(capacities, specs, until=None):
+    env = simpy.Environment()
+    net = FlowNetwork(env, capacities)
+    group = net.submit(specs)
+    env.run(until=until)
+    return net, group
+
+
+def test_one_flow_is_latency_plus_size_over_bandwidth():
+    _, g = run([4e9], [FlowSpec([0], 1e9, latency_s=2e-6)])
+    assert g.finish_s[0] == pytest.approx(2e-6 + 0.25, rel=1e-12)
+
+
+def test_n_flows_on_one_link_each_get_one_nth():
+    n, size, cap = 7, 3e6, 1e9
+    _, g = run([cap], [FlowSpec([0], size) for _ in range(n)])
+    np.testing.assert_allclose(g.finish_s, n * size / cap, rtol=1e-12)
+
+
+def test_early_finisher_releases_capacity():
+    """Two flows share 10 B/s: the 20 B one finishes at 4 s; the 100 B one then runs alone: 4 + 80/10 = 12 s."""
+    _, g = run([10.0], [FlowSpec([0], 20.0), FlowSpec([0], 100.0)])
+    np.testing.assert_allclose(g.finish_s, [4.0, 12.0], rtol=1e-12)
+
+
+def test_parking_lot_times():
+    """Long flow A over links 0-2, short B, C, D on one each; C is small. A's rate stays 5 (B and D hold it)."""
+    _, g = run([10.0] * 3, [FlowSpec([0, 1, 2], 100), FlowSpec([0], 100), FlowSpec([1], 50), FlowSpec([2], 100)])
+    np.testing.assert_allclose(g.finish_s, [20.0, 20.0, 10.0, 20.0], rtol=1e-12)
+
+
+def test_flows_started_later_share_from_then_on(env):
+    net = FlowNetwork(env, [10.0])
+    first = net.submit([FlowSpec([0], 100.0)])
+
+    def later():
+        yield env.timeout(5.0)
+        second = net.submit([FlowSpec([0], 25.0)])
+        yield second.done
+        assert env.now == pytest.approx(10.0)
+
+    env.process(later())
+    env.run()
+    # first: 50 B alone in [0,5], 25 B at 5 B/s in [5,10], 25 B alone -> 12.5
+    assert first.finish_s[0] == pytest.approx(12.5)
+
+
+def test_outage_stalls_then_resumes(env):
+    net = FlowNetwork(env, [10.0])
+    g = net.submit([FlowSpec([0], 100.0)])
+
+    def weather():
+        yield env.timeout(3.0)
+        net.set_capacity(0, 0.0)
+        yield env.timeout(4.0)
+        assert net.stalled
+        net.set_capacity(0, 10.0)
+
+    env.process(weather())
+    env.run()
+    assert g.finish_s[0] == pytest.approx(14.0)
+    assert net.link_bytes[0] == pytest.approx(100.0)
+
+
+def test_zero_byte_flow_costs_its_latency():
+    _, g = run([1.0], [FlowSpec([0], 0.0, latency_s=3e-6)])
+    assert g.finish_s[0] == pytest.approx(3e-6)
+
+
+def test_simultaneous_submissions_coalesce_into_one_recomputation(env):
+    net = FlowNetwork(env, [1.0] * 4)
+    for i in range(4):
+        net.submit([FlowSpec([i], 1.0)])
+    env.run()
+    assert net.recomputations == 2  # one at start, one when all four end together
+
+
+flow_st = st.lists(st.tuples(st.lists(st.integers(0, 4), min_size=1, max_size=3), st.floats(1.0, 1e4),
+                             st.floats(0.0, 5.0)), min_size=1, max_size=10)
+
+
+@settings(max_examples=50, deadline=None)
+@given(flow_st, st.lists(st.floats(1.0, 50.0), min_size=5, max_size=5))
+def test_bytes_conserved_and_capacity_respected(flows, caps):
+    env = simpy.Environment()
+    net = FlowNetwork(env, caps)
+    over = []
+
+    def starter(links, size, at):
+        yield env.timeout(at)
+        net.submit([FlowSpec(links, size)])
+
+    def monitor():
+        while True:
+            load = net.link_load_Bps()
+            over.append(np.any(load > np.array(caps) * (1 + 1e-9)))
+            yield env.timeout(0.25)
+
+    for links, size, at in flows:
+        env.process(starter(links, size, at))
+    env.process(monitor())
+    env.run(until=1e6)
+    expected = np.zeros(5)
+    for links, size, _ in flows:
+        for link in links:
+            expected[link] += size
+    np.testing.assert_allclose(net.link_bytes, expected, rtol=1e-9)
+    assert not any(over)
+    assert all(g.pending == 0 for g in net.groups)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(1.0, 1e6), st.floats(1.0, 1e6), st.integers(0, 5))
+def test_larger_transfer_never_finishes_sooner(a, b, background):
+    def finish(size):
+        specs = [FlowSpec([0], size)] + [FlowSpec([0, 1], 500.0) for _ in range(background)]
+        return run([100.0, 60.0], specs)[1].finish_s[0]
+
+    small, large = sorted([a, b])
+    assert finish(small) <= finish(large) * (1 + 1e-12)
+
+
+def test_same_input_same_output():
+    specs = lambda: [FlowSpec([i % 3, (i + 1) % 3], 10.0 * (i + 1)) for i in range(20)]  # noqa: E731
+    assert np.array_equal(run([5.0, 7.0, 9.0], specs())[1].finish_s, run([5.0, 7.0, 9.0], specs())[1].finish_s)
