@@ -71,7 +71,7 @@ def _need_pow2(p: int, algorithm: str, instead: str) -> None:
 def all_reduce_ring(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0.0) -> float:
     """Ring (reduce-scatter ring + all-gather ring): ``2(p-1)a + 2(p-1)/p n b + (p-1)/p n g``.
 
-    Source: Thakur et al. 2005 §4.4; Patarasuk & Yuan, JPDC 69(2), 2009 (bandwidth-optimal).
+    Source: Thakur et al. 2005; Patarasuk & Yuan, JPDC 69(2), 2009 (bandwidth-optimal).
     """
     p, n, a, b, g = _check(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte)
     f = (p - 1) / p
@@ -81,7 +81,7 @@ def all_reduce_ring(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0.0) 
 def all_reduce_recursive_doubling(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0.0) -> float:
     """Recursive doubling, the whole vector exchanged each round: ``lg p (a + n b + n g)`` (power-of-two p).
 
-    Source: Thakur et al. 2005 §4.4 (MPICH ``allreduce.c`` comment).
+    Source: Thakur et al. 2005 (MPICH ``allreduce.c`` comment).
     """
     p, n, a, b, g = _check(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte)
     _need_pow2(p, "recursive-doubling all_reduce", "all_reduce_ring or all_reduce_rabenseifner")
@@ -94,7 +94,7 @@ def all_reduce_rabenseifner(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_by
     Power-of-two p: ``2 lg p a + 2(p-1)/p n b + (p-1)/p n g``. Otherwise (the extra processes first fold their data
     into partners and get the result back at the end):
     ``(2 floor(lg p) + 2) a + (2(p-1)/p + 2) n b + (1 + (p-1)/p) n g``.
-    Source: Thakur et al. 2005 §4.4 (MPICH ``allreduce.c`` comment), physics.md §2.
+    Source: Thakur et al. 2005 (MPICH ``allreduce.c`` comment), physics.md §2.
     """
     p, n, a, b, g = _check(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte)
     if p == 1:
@@ -109,20 +109,23 @@ def all_reduce_rabenseifner(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_by
 # all_gather (n = total gathered bytes)
 
 def all_gather_ring(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0.0) -> float:
-    """Ring: ``(p-1) a + (p-1)/p n b`` (n = total gathered bytes). Source: Thakur et al. 2005 §4.1."""
+    """Ring: ``(p-1) a + (p-1)/p n b`` (n = total gathered bytes). Source: Thakur et al. 2005."""
     p, n, a, b, _ = _check(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte)
     return (p - 1) * a + (p - 1) / p * n * b
 
 
 def all_gather_recursive_doubling(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0.0) -> float:
-    """Recursive doubling: ``lg p a + (p-1)/p n b`` (power-of-two p). Source: Thakur et al. 2005 §4.1."""
+    """Recursive doubling: ``lg p a + (p-1)/p n b`` (power-of-two p). Source: Thakur et al. 2005."""
     p, n, a, b, _ = _check(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte)
     _need_pow2(p, "recursive-doubling all_gather", "all_gather_bruck or all_gather_ring")
     return _lg_floor(p) * a + (p - 1) / p * n * b
 
 
 def all_gather_bruck(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0.0) -> float:
-    """Bruck (any p): ``ceil(lg p) a + (p-1)/p n b``. Source: Bruck et al., IEEE TPDS 8(11), 1997; Thakur 2005 §4.1."""
+    """Bruck (any p): ``ceil(lg p) a + (p-1)/p n b``.
+
+    Source: Bruck et al., IEEE TPDS 8(11), 1997; Thakur et al. 2005.
+    """
     p, n, a, b, _ = _check(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte)
     return _lg_ceil(p) * a + (p - 1) / p * n * b
 
@@ -133,7 +136,7 @@ def all_gather_bruck(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0.0)
 def reduce_scatter_ring(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0.0) -> float:
     """Ring / pairwise exchange: ``(p-1) a + (p-1)/p n (b + g)`` (n = total input bytes).
 
-    Source: Thakur et al. 2005 §4.3 (MPICH ``reduce_scatter.c`` comment).
+    Source: Thakur et al. 2005 (MPICH ``reduce_scatter.c`` comment).
     """
     p, n, a, b, g = _check(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte)
     return (p - 1) * a + (p - 1) / p * n * (b + g)
@@ -142,7 +145,7 @@ def reduce_scatter_ring(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0
 def reduce_scatter_recursive_halving(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0.0) -> float:
     """Recursive halving: ``lg p a + (p-1)/p n (b + g)`` (power-of-two p).
 
-    Source: Thakur et al. 2005 §4.3. MPICH's comment for other p is not dimensionally consistent (physics.md §2,
+    Source: Thakur et al. 2005. MPICH's comment for other p is not dimensionally consistent (physics.md §2,
     "as printed"), so only powers of two are accepted here.
     """
     p, n, a, b, g = _check(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte)
@@ -154,7 +157,7 @@ def reduce_scatter_recursive_halving(p, n_bytes, alpha_s, beta_s_per_byte, gamma
 # broadcast, reduce, gather/scatter (n = root's buffer)
 
 def broadcast_binomial(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0.0) -> float:
-    """Binomial tree: ``ceil(lg p) (a + n b)``. Source: Thakur et al. 2005 §4.2 (MPICH ``bcast.c``)."""
+    """Binomial tree: ``ceil(lg p) (a + n b)``. Source: Thakur et al. 2005 (MPICH ``bcast.c``)."""
     p, n, a, b, _ = _check(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte)
     return _lg_ceil(p) * (a + n * b)
 
@@ -162,7 +165,7 @@ def broadcast_binomial(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0.
 def broadcast_scatter_ring_allgather(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0.0) -> float:
     """Van de Geijn: binomial scatter + ring all-gather: ``(ceil(lg p) + p - 1) a + 2(p-1)/p n b``.
 
-    Source: Thakur et al. 2005 §4.2; Barnett et al. (van de Geijn), SHPCC 1994.
+    Source: Thakur et al. 2005; Barnett et al. (van de Geijn), SHPCC 1994.
     """
     p, n, a, b, _ = _check(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte)
     return (_lg_ceil(p) + p - 1) * a + 2 * (p - 1) / p * n * b
@@ -172,7 +175,7 @@ def broadcast_scatter_recursive_doubling_allgather(p, n_bytes, alpha_s, beta_s_p
                                                    gamma_s_per_byte=0.0) -> float:
     """Binomial scatter + recursive-doubling all-gather: ``2 lg p a + 2(p-1)/p n b`` (power-of-two p).
 
-    Source: Thakur et al. 2005 §4.2.
+    Source: Thakur et al. 2005.
     """
     p, n, a, b, _ = _check(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte)
     _need_pow2(p, "scatter + recursive-doubling broadcast", "broadcast_scatter_ring_allgather")
@@ -180,7 +183,7 @@ def broadcast_scatter_recursive_doubling_allgather(p, n_bytes, alpha_s, beta_s_p
 
 
 def reduce_binomial(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0.0) -> float:
-    """Binomial tree: ``ceil(lg p) (a + n b + n g)``. Source: Thakur et al. 2005 §4.5."""
+    """Binomial tree: ``ceil(lg p) (a + n b + n g)``. Source: Thakur et al. 2005."""
     p, n, a, b, g = _check(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte)
     return _lg_ceil(p) * (a + n * b + n * g)
 
@@ -190,7 +193,7 @@ def reduce_rabenseifner(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0
 
     Power-of-two p: ``2 lg p a + 2(p-1)/p n b + (p-1)/p n g``; otherwise
     ``(2 floor(lg p) + 1) a + (2(p-1)/p + 1) n b + (1 + (p-1)/p) n g``.
-    Source: Thakur et al. 2005 §4.5, physics.md §2.
+    Source: Thakur et al. 2005, physics.md §2.
     """
     p, n, a, b, g = _check(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte)
     if p == 1:
@@ -202,13 +205,19 @@ def reduce_rabenseifner(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0
 
 
 def gather_binomial(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0.0) -> float:
-    """Binomial gather (n = root's gathered bytes): ``ceil(lg p) a + (p-1)/p n b``. Source: Thakur et al. 2005 §3."""
+    """Binomial gather (n = root's gathered bytes): ``ceil(lg p) a + (p-1)/p n b``.
+
+    Source: Thakur et al. 2005 (MPICH ``gather.c``).
+    """
     p, n, a, b, _ = _check(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte)
     return _lg_ceil(p) * a + (p - 1) / p * n * b
 
 
 def scatter_binomial(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0.0) -> float:
-    """Binomial scatter (n = root's buffer): ``ceil(lg p) a + (p-1)/p n b``. Source: Thakur et al. 2005 §3."""
+    """Binomial scatter (n = root's buffer): ``ceil(lg p) a + (p-1)/p n b``.
+
+    Source: Thakur et al. 2005 (MPICH ``scatter.c``).
+    """
     return gather_binomial(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte)
 
 
@@ -218,7 +227,7 @@ def scatter_binomial(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0.0)
 def all_to_all_pairwise(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0.0) -> float:
     """Pairwise exchange: ``(p-1) a + (p-1)/p n b`` with n the whole send buffer (own block included).
 
-    MPICH writes ``(p-1) a + n' b`` with n' the bytes sent to others; n' = (p-1)/p n. Source: Thakur et al. 2005 §4.6.
+    MPICH writes ``(p-1) a + n' b`` with n' the bytes sent to others; n' = (p-1)/p n. Source: Thakur et al. 2005.
     """
     p, n, a, b, _ = _check(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte)
     return (p - 1) * a + (p - 1) / p * n * b
@@ -227,7 +236,7 @@ def all_to_all_pairwise(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0
 def all_to_all_bruck(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0.0) -> float:
     """Bruck (store and forward): ``ceil(lg p) a + (n/2) ceil(lg p) b`` (n the whole send buffer).
 
-    Each of the ceil(lg p) rounds forwards about half of the p blocks. Source: Bruck et al. 1997; Thakur 2005 §4.6.
+    Each of the ceil(lg p) rounds forwards about half of the p blocks. Source: Bruck et al. 1997; Thakur et al. 2005.
     """
     p, n, a, b, _ = _check(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte)
     k = _lg_ceil(p)
@@ -247,9 +256,11 @@ def pipelined_chain(p, n_bytes, alpha_s, beta_s_per_byte, chunks: int) -> float:
     """Broadcast along a chain/ring of p ranks with the message cut into ``chunks`` (k) pieces.
 
     The first piece needs p-1 hops to reach the end and each later piece arrives one step after the previous:
-    ``(p - 2 + k) (a + n b / k)``. As k grows this tends to ``(p-1) a + n b`` when alpha is a per-hop latency, the
-    fluid form in :meth:`RingPipeline.broadcast_s`. Source: standard pipelining argument (e.g. Thakur et al. 2005
-    §4.2 on segmented broadcast); optimum ``k* = sqrt((p-2) n b / a)``.
+    ``(p - 2 + k) (a + n b / k)``; k = 1 is store-and-forward, ``(p-1)(a + n b)``. Every piece pays alpha at every
+    hop, so the optimum is ``k* = sqrt((p-2) n b / a)``; with a = 0 the time tends to n b. The fluid ring
+    (:meth:`RingPipeline.broadcast_s`) charges alpha once per hop instead: ``(p-1) a + n b``.
+    Source: the standard pipelining argument, as in the segmented chain broadcast of Pjesivac-Grbovic et al.,
+    Cluster Computing 10(2), 2007.
     """
     p, n, a, b, _ = _check(p, n_bytes, alpha_s, beta_s_per_byte, 0.0)
     k = _chunks(chunks)
@@ -402,7 +413,7 @@ class RingPipeline:
         return self.broadcast_s(n_bytes)
 
     def time_s(self, op: str, n_bytes: float) -> float:
-        """Dispatch on any spelling of the operation name (all_reduce, all_gather, reduce_scatter, broadcast, reduce)."""
+        """Dispatch on any spelling of all_reduce, all_gather, reduce_scatter, broadcast or reduce."""
         name = canonical_op(op)
         method = {"all_reduce": self.all_reduce_s, "all_gather": self.all_gather_s,
                   "reduce_scatter": self.reduce_scatter_s, "broadcast": self.broadcast_s,
