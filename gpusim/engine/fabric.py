@@ -27,7 +27,14 @@ class Fabric:
         self.latency_s = np.array([g.edges[e]["latency_s"] for e in self.edges], dtype=float)
         self.net = FlowNetwork(self.env, [capacity_Bps(g.edges[e]) for e in self.edges])
         self.gpus = gpus(g)
+        if not self.gpus:
+            raise GpusimError("cluster", "the topology has no GPU")
         self._links_cache: dict[tuple, np.ndarray] = {}
+
+    def reset(self) -> None:
+        """A fresh clock and an idle network on the same graph (routes stay cached)."""
+        self.env = simpy.Environment()
+        self.net = FlowNetwork(self.env, [capacity_Bps(self.g.edges[e]) for e in self.edges])
 
     # -- names ------------------------------------------------------------------------------------------------
     def gpu(self, rank: int) -> str:

@@ -1,0 +1,111 @@
+"""Per-cluster parameters of collective execution: protocol payload efficiency, software latencies, overheads.
+
+Two stock models:
+
+* :meth:`CostModel.nccl` — NCCL 2.30.7's constants (``src/graph/tuning.cc`` via :mod:`gpusim.collectives.nccl_model`):
+  base latency per (algorithm, protocol), per-step hardware latency per (hw class, algorithm, protocol), protocol
+  caps; protocol payload on the wire LL 50 % (16-byte line = 2 x (4 B data + 4 B flag)), LL128 93.75 % (120 of 128
+  bytes, NCCL_LL128_DATAELEMS), Simple 100 % (device.h, physics.md §1.6). Algorithm and protocol are chosen as
+  NCCL's tuner does.
+* :meth:`CostModel.ideal` — pure alpha-beta: no software latency, every protocol carries 100 % payload, so a ring
+  on an analytical shape costs exactly ``steps * link latency + bytes / bandwidth`` (ASTRA-sim's analytical backend).
+
+A fixed ``call_overhead_s`` (kernel launch plus framework call) is paid once per collective; calibration fits it
+together with ``step_latency_scale`` and ``bandwidth_scale`` per transport.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from gpusim.collectives import nccl_model as nm
+from gpusim.errors import GpusimError
+
+PROTOCOLS = ("LL", "LL128", "Simple")
+ALGORITHMS = ("ring", "tree", "hierarchical", "nvls", "direct")
+HW_CLASSES = ("nvlink", "pci", "net")
+_HW = {"nvlink": nm.Hw.NVLINK, "pci": nm.Hw.PCI, "net": nm.Hw.NET}
+_NCCL_ALGO = {"ring": nm.Algo.RING, "tree": nm.Algo.TREE, "nvls": nm.Algo.NVLS, "direct": nm.Algo.RING,
+              "hierarchical": nm.Algo.RING}
+PAYLOAD_EFFICIENCY = {"LL": 0.5, "LL128": 120.0 / 128.0, "Simple": 1.0}
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """How collectives turn into flows and latencies on a given cluster."""
+
+    name: str = "nccl"
+    tuner: str = "nccl"                  # "nccl": NCCL's own (algo, proto) choice; "estimate": min of our estimate
+    arch: str = "hopper"
+    cpu: str = "intel"
+    channels: int = 16
+    payload_efficiency: dict = field(default_factory=lambda: dict(PAYLOAD_EFFICIENCY))
+    use_nccl_latencies: bool = True
+    call_overhead_s: float = 0.0
+    step_latency_scale: float = 1.0      # multiplies NCCL's per-step hw latencies (fitted by calibration)
+    base_latency_scale: float = 1.0
+    bandwidth_scale: float = 1.0         # multiplies link capacities seen by collectives (fitted)
+    nvls: bool = False
+    allowed_protocols: tuple = PROTOCOLS
+    fitted: dict = field(default_factory=dict)   # per-transport overrides written by calibration
+
+    @classmethod
+    def nccl(cls, arch: str = "hopper", channels: int = 16, call_overhead_s: float = 0.0, **kw) -> "CostModel":
+        return cls(name="nccl", tuner="nccl", arch=arch, channels=channels, call_overhead_s=call_overhead_s, **kw)
+
+    @classmethod
+    def ideal(cls, channels: int = 1) -> "CostModel":
+        return cls(name="ideal", tuner="estimate", channels=channels,
+                   payload_efficiency={p: 1.0 for p in PROTOCOLS}, use_nccl_latencies=False,
+                   allowed_protocols=("Simple",))
+
+    def with_overrides(self, **kw) -> "CostModel":
+        return replace(self, **kw)
+
+    # -- latencies ------------------------------------------------------------------------------------------
+    def base_latency_s(self, algo: str, proto: str) -> float:
+        if not self.use_nccl_latencies:
+            return 0.0
+        return nm.BASE_LAT_US[_NCCL_ALGO[algo]][PROTOCOLS.index(proto)] * 1e-6 * self.base_latency_scale
+
+    def step_latency_s(self, algo: str, proto: str, hw: str) -> float:
+        """Software latency of one step over a hop of hardware class ``hw`` (NCCL hwLatencies)."""
+        if not self.use_nccl_latencies:
+            return 0.0
+        a = nm.Algo.TREE if algo == "tree" else nm.Algo.RING
+        lat = nm.HW_LAT_US[_HW[hw]][a][PROTOCOLS.index(proto)]
+        if hw == "net":
+            lat = max(lat, nm.NET_OVERHEAD_US[self.cpu] * (3 if proto == "Simple" else 1))
+        return lat * 1e-6 * self.step_latency_scale
+
+    def efficiency(self, proto: str) -> float:
+        return self.payload_efficiency[proto]
+
+    def channel_cap_Bps(self, algo: str, proto: str, n_nodes: int, channels: int) -> float:
+        """Payload-rate ceiling of one channel (NCCL's protocol caps, physics.md §1.5); inf where none."""
+        if not self.use_nccl_latencies:
+            return float("inf")
+        arch = nm.ARCHS[self.arch][0]
+        col = 0 if n_nodes == 1 else (1 if n_nodes == 2 else 2)
+        if proto == "LL":
+            row = arch if n_nodes == 1 else (0 if self.cpu == "intel" else 1)
+            return nm.LL_MAX_BWS_GBPS[row][col] * 1e9 / channels
+        if proto == "LL128":
+            table = nm.PER_CH_MAX_TREE_LL128_BWS_GBPS if algo == "tree" else nm.PER_CH_MAX_RING_LL128_BWS_GBPS
+            return table[arch][col] * 1e9
+        if algo == "tree":
+            return nm.PER_CH_MAX_TREE_BWS_GBPS[arch][col] * 1e9
+        return float("inf")
+
+    def validate(self, path: str = "cost_model") -> "CostModel":
+        if self.tuner not in ("nccl", "estimate"):
+            raise GpusimError(f"{path}.tuner", f"expected 'nccl' or 'estimate', got {self.tuner!r}")
+        if self.arch not in nm.ARCHS:
+            raise GpusimError(f"{path}.arch", f"expected one of {', '.join(nm.ARCHS)}, got {self.arch!r}")
+        if not isinstance(self.channels, int) or not 1 <= self.channels <= 64:
+            raise GpusimError(f"{path}.channels", f"expected an integer 1..64, got {self.channels!r}")
+        for name in ("call_overhead_s", "step_latency_scale", "base_latency_scale"):
+            if not getattr(self, name) >= 0:
+                raise GpusimError(f"{path}.{name}", f"expected a non-negative number, got {getattr(self, name)!r}")
+        if not self.bandwidth_scale > 0:
+            raise GpusimError(f"{path}.bandwidth_scale", f"expected a positive number, got {self.bandwidth_scale!r}")
+        return self

@@ -1,0 +1,256 @@
+"""Collective algorithms as flows: each (operation, algorithm) becomes phases of flows for the engine.
+
+The fluid view of a pipelined algorithm: once chunks stream, every hop of a ring (or edge of a tree) moves bytes
+at one common rate, set by the slowest hop and by whatever else shares those links. So each *channel* of a ring is
+one coupled flow over all its hops (:meth:`Fabric.coupled_flow`), carrying the bytes each rank must forward, and
+its latency is the pipeline's fill: ``steps x per-hop latency``. Uncontended this is exactly
+
+    ring all_reduce   T = base + 2(n-1) * h + 2(n-1)/n * S / B      (h: per-hop latency, B: hop bandwidth)
+    ring all_gather / reduce_scatter (S = total buffer)  T = base + (n-1) * h + (n-1)/n * S / B
+    ring broadcast / reduce (pipelined chain)            T = base + (n-1) * h + S / B
+
+with payload divided by the protocol's wire efficiency. Tree all_reduce follows NCCL: a chain inside each server
+and a double binary tree across servers, reduce and broadcast pipelined (every tree edge carries S/2 each way).
+Hierarchical two-level: reduce-scatter inside servers, all-reduce across servers per rail, all-gather inside.
+NVLS: every GPU sends S into the NVSwitch and receives S back (in-switch reduction and multicast).
+all_to_all is direct (every pair at once); sendrecv is nccl-tests' ring shift.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gpusim.collectives.cost_model import CostModel
+from gpusim.engine.fabric import Fabric
+from gpusim.engine.network import FlowSpec
+from gpusim.errors import GpusimError
+
+OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce", "all_to_all", "sendrecv")
+ALGOS_FOR = {
+    "all_reduce": ("ring", "tree", "hierarchical", "nvls"),
+    "all_gather": ("ring", "hierarchical"),
+    "reduce_scatter": ("ring", "hierarchical"),
+    "broadcast": ("ring",),
+    "reduce": ("ring",),
+    "all_to_all": ("direct",),
+    "sendrecv": ("direct",),
+}
+_HW_OF_TRANSPORT = {"nvlink": "nvlink", "p2p": "pci", "shm": "pci", "net": "net", "direct": "net"}
+MAX_DIRECT_PAIRS = 1_100_000
+
+
+@dataclass
+class Phase:
+    """Flows that run together; the next phase starts when all have arrived."""
+
+    flows: list[FlowSpec]
+    label: str = ""
+
+
+class Planner:
+    """Turns collectives into phases on one fabric, caching ring orders and hop latencies."""
+
+    def __init__(self, fabric: Fabric, model: CostModel):
+        self.fabric = fabric
+        self.model = model
+        self._hw: dict[tuple[str, str], str] = {}
+
+    # -- helpers --------------------------------------------------------------------------------------------
+    def hw(self, a: str, b: str) -> str:
+        key = (a, b)
+        hit = self._hw.get(key)
+        if hit is None:
+            hit = self._hw[key] = _HW_OF_TRANSPORT[self.fabric.router.transport(a, b)]
+        return hit
+
+    def hop_latency_s(self, a: str, b: str, algo: str, proto: str) -> float:
+        return self.fabric.path_latency_s(a, b) + self.model.step_latency_s(algo, proto, self.hw(a, b))
+
+    def servers(self, ranks: list[str]) -> list[list[str]]:
+        """Ranks grouped by server, groups in order of first appearance."""
+        groups: dict = {}
+        for r in ranks:
+            groups.setdefault(self.fabric.g.nodes[r].get("server", r), []).append(r)
+        return list(groups.values())
+
+    def ring_order(self, ranks: list[str], channel: int) -> list[str]:
+        """Channel ``channel``'s ring: servers in order; inside each, rotated by the channel and reversed on odd
+        servers, so consecutive servers meet on the same local rank (same rail) and channels use different NICs."""
+        groups = self.servers(ranks)
+        if len(groups) == 1 or all(len(g) == 1 for g in groups):
+            return list(ranks)
+        order = []
+        for s, grp in enumerate(groups):
+            k = channel % len(grp)
+            rot = grp[k:] + grp[:k]
+            order.extend(rot if s % 2 == 0 else [rot[-1]] + rot[:-1][::-1])
+        return order
+
+    def _cap(self, algo: str, proto: str, n_nodes: int, channels: int) -> float:
+        return self.model.channel_cap_Bps(algo, proto, n_nodes, channels) / self.model.efficiency(proto)
+
+    # -- plans ----------------------------------------------------------------------------------------------
+    def plan(self, op: str, ranks: list[str], size_bytes: float, algo: str, proto: str, channels: int) -> list[Phase]:
+        n = len(ranks)
+        if n < 2 or size_bytes == 0 and op != "sendrecv":
+            return []
+        if algo == "ring":
+            if op in ("broadcast", "reduce"):
+                return [self._chain(ranks, size_bytes, proto, channels, op)]
+            return [self._ring(op, ranks, size_bytes, proto, channels)]
+        if algo == "tree":
+            return [self._tree(ranks, size_bytes, proto, channels)]
+        if algo == "hierarchical":
+            return self._hierarchical(op, ranks, size_bytes, proto, channels)
+        if algo == "nvls":
+            return [self._nvls(ranks, size_bytes)]
+        if op == "all_to_all":
+            return [self._all_to_all(ranks, size_bytes, proto)]
+        return [self._sendrecv(ranks, size_bytes, proto)]
+
+    def _ring(self, op, ranks, size_bytes, proto, channels, label="ring") -> Phase:
+        n = len(ranks)
+        steps = 2 * (n - 1) if op == "all_reduce" else n - 1
+        per_rank = steps / n * size_bytes / channels / self.model.efficiency(proto)
+        n_nodes = len(self.servers(ranks))
+        cap = self._cap("ring", proto, n_nodes, channels)
+        base = self.model.base_latency_s("ring", proto)
+        flows = []
+        orders = {}
+        for c in range(channels):
+            order = self.ring_order(ranks, c)
+            key = tuple(order)
+            if key not in orders:
+                hops = list(zip(order, order[1:] + order[:1]))
+                mean_h = np.mean([self.hop_latency_s(a, b, "ring", proto) for a, b in hops])
+                orders[key] = (hops, base + steps * mean_h)
+            hops, lat = orders[key]
+            flows.append(self.fabric.coupled_flow(hops, per_rank, lat, cap_Bps=cap, label=f"{label}[{c}]"))
+        return Phase(flows, label)
+
+    def _chain(self, ranks, size_bytes, proto, channels, op) -> Phase:
+        """Pipelined chain from the root (rank 0 of ``ranks``) along the ring; reduce runs it backwards."""
+        per_channel = size_bytes / channels / self.model.efficiency(proto)
+        cap = self._cap("ring", proto, len(self.servers(ranks)), channels)
+        base = self.model.base_latency_s("ring", proto)
+        flows = []
+        for c in range(channels):
+            order = self.ring_order(ranks, c)
+            hops = list(zip(order, order[1:]))
+            if op == "reduce":
+                hops = [(b, a) for a, b in reversed(hops)]
+            lat = base + sum(self.hop_latency_s(a, b, "ring", proto) for a, b in hops)
+            flows.append(self.fabric.coupled_flow(hops, per_channel, lat, cap_Bps=cap, label=f"{op}[{c}]"))
+        return Phase(flows, op)
+
+    def tree_edges(self, ranks: list[str], tree: int) -> list[tuple[str, str]]:
+        """(child, parent) edges of tree 0 or 1: chains inside servers, a binary tree across server heads;
+        tree 1 mirrors the server numbering and the chains (NCCL's double binary tree, src/graph/trees.cc)."""
+        groups = self.servers(ranks)
+        if tree == 1:
+            groups = [g[::-1] for g in groups[::-1]]
+        edges = []
+        for grp in groups:
+            edges.extend((grp[k + 1], grp[k]) for k in range(len(grp) - 1))
+        for i in range(1, len(groups)):
+            edges.append((groups[i][0], groups[(i - 1) // 2][0]))
+        return edges
+
+    def _tree(self, ranks, size_bytes, proto, channels) -> Phase:
+        trees = 2 if channels > 1 else 1
+        per_channel = size_bytes / channels / self.model.efficiency(proto)
+        n_nodes = len(self.servers(ranks))
+        cap = self._cap("tree", proto, n_nodes, channels)
+        base = self.model.base_latency_s("tree", proto)
+        flows = []
+        for c in range(channels):
+            edges = self.tree_edges(ranks, c % trees)
+            depth = _depth_latency(edges, lambda a, b: self.hop_latency_s(a, b, "tree", proto))
+            hops = edges + [(p, ch) for ch, p in edges]
+            flows.append(self.fabric.coupled_flow(hops, per_channel, base + 2 * depth, cap_Bps=cap, label=f"tree[{c}]"))
+        return Phase(flows, "tree")
+
+    def _hierarchical(self, op, ranks, size_bytes, proto, channels) -> list[Phase]:
+        groups = self.servers(ranks)
+        m = len(groups[0])
+        if len(groups) == 1 or any(len(g) != m for g in groups):
+            raise GpusimError("algo", "hierarchical needs ranks on two or more servers with the same number on each; "
+                                      "use ring or tree")
+        rails = [[g[i] for g in groups] for i in range(m)]
+        intra_op = {"all_reduce": ("reduce_scatter", "all_gather"), "all_gather": (None, "all_gather"),
+                    "reduce_scatter": ("reduce_scatter", None)}[op]
+        inter_op = op
+        phases = []
+
+        def intra(kind, label):
+            flows = []
+            for grp in groups:
+                if len(grp) > 1:
+                    flows += self._ring(kind, grp, size_bytes, proto, channels, label).flows
+            return Phase(flows, label)
+
+        def inter(label):
+            flows = []
+            for rail in rails:
+                flows += self._ring(inter_op, rail, size_bytes / m, proto, channels, label).flows
+            return Phase(flows, label)
+
+        if op == "all_gather":
+            return [inter("inter-all_gather"), intra("all_gather", "intra-all_gather")]
+        if intra_op[0] and m > 1:
+            phases.append(intra(intra_op[0], "intra-reduce_scatter"))
+        phases.append(inter(f"inter-{op}"))
+        if intra_op[1] and m > 1:
+            phases.append(intra(intra_op[1], "intra-all_gather"))
+        return phases
+
+    def _nvls(self, ranks, size_bytes) -> Phase:
+        flows = []
+        eff = 0.85  # nvlsEfficiency, Hopper (tuning.cc, physics.md §1.5)
+        # NVLS per-call latency: hwLatencies[NVLINK][NVLS][Simple] = 25 us (tuning.cc), base latency not added
+        lat = 25e-6 * self.model.step_latency_scale if self.model.use_nccl_latencies else 0.0
+        for r in ranks:
+            nvsw = [v for v in self.fabric.g.adj[r] if self.fabric.g.nodes[v]["kind"] == "nvswitch"]
+            if not nvsw:
+                raise GpusimError("algo", f"nvls needs every rank on an NVSwitch; '{r}' has none")
+            hops = [(r, nvsw[0]), (nvsw[0], r)]
+            flows.append(self.fabric.coupled_flow(hops, size_bytes / eff, lat, label="nvls"))
+        return Phase(flows, "nvls")
+
+    def _all_to_all(self, ranks, size_bytes, proto) -> Phase:
+        n = len(ranks)
+        if n * (n - 1) > MAX_DIRECT_PAIRS:
+            raise GpusimError("ranks", f"direct all_to_all on {n} ranks is {n * (n - 1)} flows; at most "
+                                       f"{MAX_DIRECT_PAIRS} are supported")
+        per_pair = size_bytes / n / self.model.efficiency(proto)
+        base = self.model.base_latency_s("ring", proto)
+        flows = [self.fabric.flow(a, b, per_pair, base + self.hop_latency_s(a, b, "ring", proto), label="a2a")
+                 for a in ranks for b in ranks if a != b]
+        return Phase(flows, "all_to_all")
+
+    def _sendrecv(self, ranks, size_bytes, proto) -> Phase:
+        """nccl-tests sendrecv: rank i sends S to rank i+1 (ring shift); two ranks: both directions."""
+        n = len(ranks)
+        base = self.model.base_latency_s("ring", proto)
+        payload = size_bytes / self.model.efficiency(proto)
+        flows = []
+        for i, a in enumerate(ranks):
+            b = ranks[(i + 1) % n]
+            flows.append(self.fabric.flow(a, b, payload, base + self.hop_latency_s(a, b, "ring", proto), label="sendrecv"))
+        return Phase(flows, "sendrecv")
+
+
+def _depth_latency(edges: list[tuple[str, str]], hop) -> float:
+    """Largest sum of hop latencies from any node up to the root of a (child, parent) edge list."""
+    parent = dict(edges)
+    memo: dict[str, float] = {}
+
+    def up(node):
+        if node not in parent:
+            return 0.0
+        if node not in memo:
+            memo[node] = hop(node, parent[node]) + up(parent[node])
+        return memo[node]
+
+    return max((up(c) for c in parent), default=0.0)
