@@ -1,0 +1,66 @@
+"""``gpusim collective``: a simulated nccl-tests run (size sweep of one collective on one cluster)."""
+from __future__ import annotations
+
+import json
+
+from gpusim import presets, units
+from gpusim.collectives.sweep import sizes, sweep
+from gpusim.engine.fabric import Fabric
+from gpusim.errors import GpusimError
+
+CSV_HEADER = "op,ranks,bytes,time_us,algbw_GBps,busbw_GBps,algo,proto"
+
+
+def add_parser(sub):
+    p = sub.add_parser("collective", help="simulate an nccl-tests style size sweep of one collective",
+                       description="Simulate one collective over a range of sizes (nccl-tests semantics: sizes of "
+                                   "all_gather/reduce_scatter are the total buffer, all_to_all the per-rank buffer; "
+                                   "GB/s = 1e9 B/s).")
+    p.add_argument("--cluster", required=True, help="preset name or name:key=value,... (see `gpusim presets`)")
+    p.add_argument("--ranks", type=int, default=None, help="number of ranks (default: every GPU of the cluster)")
+    p.add_argument("--op", required=True, help="all_reduce, all_gather, reduce_scatter, broadcast, reduce, all_to_all, sendrecv")
+    p.add_argument("--min-bytes", default="8", help="smallest size, bytes or with unit (default 8)")
+    p.add_argument("--max-bytes", default="128MiB", help="largest size (default 128MiB)")
+    p.add_argument("--step-factor", type=float, default=2.0, help="multiply size by this each step (default 2)")
+    p.add_argument("--algo", default="auto", help="ring, tree, hierarchical, nvls, direct or auto")
+    p.add_argument("--proto", default="auto", help="LL, LL128, Simple or auto")
+    p.add_argument("--channels", type=int, default=None, help="channels (default: the cluster's)")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    return p
+
+
+def run(args) -> int:
+    cluster = presets.build(args.cluster, "--cluster")
+    fabric = Fabric(cluster.graph)
+    n = args.ranks if args.ranks is not None else len(fabric.gpus)
+    if n < 1 or n > len(fabric.gpus):
+        raise GpusimError("--ranks", f"expected 1..{len(fabric.gpus)} (GPUs in '{args.cluster}'), got {n}")
+    ladder = sizes(units.size(args.min_bytes, "--min-bytes", default_unit="B"),
+                   units.size(args.max_bytes, "--max-bytes", default_unit="B"), args.step_factor)
+    rows = sweep(fabric, cluster.model, args.op, range(n), ladder, args.algo, args.proto, args.channels)
+    if args.format == "csv":
+        print(CSV_HEADER)
+        for row in rows:
+            r = row.result
+            print(f"{r.op},{r.n_ranks},{int(r.size_bytes)},{r.time_s * 1e6:.3f},{r.algbw_GBps:.3f},{r.busbw_GBps:.3f},{r.algo},{r.proto}")
+    elif args.format == "json":
+        print(json.dumps([{"op": r.result.op, "ranks": r.result.n_ranks, "bytes": int(r.result.size_bytes),
+                           "count": r.count, "time_us": r.result.time_s * 1e6, "algbw_GBps": r.result.algbw_GBps,
+                           "busbw_GBps": r.result.busbw_GBps, "algo": r.result.algo, "proto": r.result.proto,
+                           "channels": r.result.channels} for r in rows], indent=1))
+    else:
+        print(f"# gpusim collective: {rows[0].result.op if rows else args.op} on {cluster.spec}, {n} ranks "
+              f"(simulated; nccl-tests columns, GB/s = 1e9 B/s)")
+        print(f"#{'size':>11}  {'count':>12}  {'type':>8}  {'redop':>6}  {'root':>6}  {'time':>9}  {'algbw':>7}  "
+              f"{'busbw':>7}  {'algo':>12}  {'proto':>6}")
+        print(f"#{'(B)':>11}  {'(elements)':>12}  {'':>8}  {'':>6}  {'':>6}  {'(us)':>9}  {'(GB/s)':>7}  {'(GB/s)':>7}")
+        for row in rows:
+            r = row.result
+            redop = "sum" if r.op in ("all_reduce", "reduce_scatter", "reduce") else "none"
+            root = "0" if r.op in ("broadcast", "reduce") else "-1"
+            print(f"{int(r.size_bytes):>12}  {row.count:>12}  {'float':>8}  {redop:>6}  {root:>6}  "
+                  f"{r.time_s * 1e6:>9.2f}  {r.algbw_GBps:>7.2f}  {r.busbw_GBps:>7.2f}  {r.algo:>12}  {r.proto:>6}")
+        if rows:
+            avg = sum(r.result.busbw_GBps for r in rows) / len(rows)
+            print(f"# Avg bus bandwidth    : {avg:.2f}")
+    return 0

@@ -1,0 +1,46 @@
+"""nccl-tests-style sweeps: one collective over a range of sizes on one cluster, each size run alone."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gpusim.collectives.cost_model import CostModel
+from gpusim.collectives.run import CollectiveResult, measure, normalise_op
+from gpusim.engine.fabric import Fabric
+from gpusim.errors import GpusimError
+
+TYPE_SIZE_BYTES = 4  # float32, nccl-tests' default type
+
+
+@dataclass
+class SweepRow:
+    result: CollectiveResult
+    count: int
+
+
+def sizes(min_bytes: float, max_bytes: float, step_factor: float = 2.0) -> list[int]:
+    """nccl-tests' -b/-e/-f size ladder (inclusive)."""
+    if not min_bytes > 0:
+        raise GpusimError("min_bytes", f"expected a positive size, got {min_bytes!r}")
+    if max_bytes < min_bytes:
+        raise GpusimError("max_bytes", f"expected at least min_bytes ({min_bytes:.0f}), got {max_bytes:.0f}")
+    if not step_factor > 1:
+        raise GpusimError("step_factor", f"expected a number > 1, got {step_factor!r}")
+    out, s = [], float(min_bytes)
+    while s <= max_bytes * (1 + 1e-12):
+        out.append(int(round(s)))
+        s *= step_factor
+    return out
+
+
+def element_count(op: str, size_bytes: int, n_ranks: int) -> int:
+    """Elements per rank as nccl-tests' count column: the per-rank share for gather/scatter/alltoall ops."""
+    per = size_bytes // TYPE_SIZE_BYTES
+    return per // n_ranks if op in ("all_gather", "reduce_scatter", "all_to_all") else per
+
+
+def sweep(fabric: Fabric, model: CostModel, op: str, ranks, size_list, algo="auto", proto="auto",
+          channels=None) -> list[SweepRow]:
+    op = normalise_op(op)
+    ranks = list(ranks)
+    return [SweepRow(measure(fabric, model, op, ranks, s, algo, proto, channels), element_count(op, s, len(ranks)))
+            for s in size_list]
