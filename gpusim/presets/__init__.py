@@ -118,7 +118,7 @@ _register(Preset("dgx-a100", "8x A100 SXM, 12 NVLink3 links each (300 GB/s per d
                  _nccl("ampere"), {"gpus": ("int", 8), "channels": ("int", 16)}))
 _register(Preset("pcie-2gpu", "2 consumer GPUs on PCIe 4.0 x16 without peer-to-peer (copies staged in host memory)",
                  "PCIe 4.0 x16 31.5 GB/s raw per direction (physics.md §3.3)",
-                 lambda gpus=2, **_: b.pcie_box(gpus, "pcie4", 16, p2p=False, name="pcie-2gpu"),
+                 lambda gpus=2, **_: b.pcie_box(gpus, "pcie4", 16, p2p=False, pcie_switch=False, name="pcie-2gpu"),
                  _nccl("ampere", 2), {"gpus": ("int", 2), "channels": ("int", 2)}))
 _register(Preset("pcie-4gpu-p2p", "4 GPUs behind one PCIe 4.0 switch with peer-to-peer",
                  "PCIe 4.0 x16 31.5 GB/s raw per direction (physics.md §3.3)",

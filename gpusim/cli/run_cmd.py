@@ -1,0 +1,36 @@
+"""``gpusim run SCENARIO.yaml [-o DIR]``: simulate, print the results table, write results.json, CSV and figures."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from gpusim.report import figures, results
+from gpusim.scenario import schema
+from gpusim.simulate import simulate
+
+
+def add_parser(sub, name="run", help_text="run a scenario and report per-job results"):
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("scenario", help="scenario YAML file")
+    p.add_argument("-o", "--out", default=None, help="output folder (default out/<scenario name>)")
+    p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    p.add_argument("--no-figures", action="store_true", help="skip the figures")
+    return p
+
+
+def execute(args, table) -> int:
+    scenario = schema.load(args.scenario)
+    if args.seed is not None:
+        scenario.seed = args.seed
+    result = simulate(scenario)
+    out = Path(args.out or Path("out") / scenario.name)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [results.write_json(result, out / "results.json"), results.write_csv(result, out / "results.csv")]
+    if not args.no_figures:
+        written += figures.write_all(result, out)
+    print(table(result))
+    print(f"\nsimulated in {result.runtime_s:.2f} s; wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def run(args) -> int:
+    return execute(args, results.job_table)

@@ -1,0 +1,74 @@
+"""matplotlib figures of results: per-job time by cluster, link utilisation, job timeline."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from gpusim.simulate import Result  # noqa: E402
+
+
+def job_times(result: Result, path: Path) -> Path:
+    """Grouped bars: mean time of each job on each cluster (log scale)."""
+    jobs = [j.name for j in result.clusters[0].jobs]
+    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(jobs)), 4))
+    width = 0.8 / len(result.clusters)
+    x = np.arange(len(jobs))
+    for i, c in enumerate(result.clusters):
+        times = [j.mean_time_s if j.mean_time_s else np.nan for j in c.jobs]
+        ax.bar(x + i * width, times, width, label=c.label)
+    ax.set_xticks(x + width * (len(result.clusters) - 1) / 2, jobs, rotation=15)
+    ax.set_yscale("log")
+    ax.set_ylabel("mean time per iteration (s)")
+    ax.set_title(f"{result.scenario}: job time by cluster")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def link_utilisation(result: Result, path: Path) -> Path:
+    """Per cluster, the busiest links' average utilisation over the makespan."""
+    n = len(result.clusters)
+    fig, axes = plt.subplots(n, 1, figsize=(8, 2.2 * n), squeeze=False)
+    for ax, c in zip(axes[:, 0], result.clusters):
+        links = [l for l in c.links if l["utilisation"] is not None][:8]
+        ax.barh([l["link"] for l in links][::-1], [l["utilisation"] for l in links][::-1])
+        ax.set_xlim(0, 1)
+        ax.set_title(f"{c.label}: busiest links (average utilisation)", fontsize=9)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def timeline(result: Result, path: Path) -> Path:
+    """Gantt chart of job iterations per cluster."""
+    fig, ax = plt.subplots(figsize=(9, 0.5 + 0.4 * sum(len(c.jobs) for c in result.clusters)))
+    y, labels = 0, []
+    for c in result.clusters:
+        for j in c.jobs:
+            t = j.start_s or 0.0
+            for d in j.iteration_times_s:
+                ax.barh(y, d, left=t, height=0.6)
+                t += d
+            labels.append(f"{c.label}: {j.name}")
+            y += 1
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xscale("symlog", linthresh=1e-6)
+    ax.set_xlabel("simulated time (s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_all(result: Result, out: Path) -> list[Path]:
+    return [job_times(result, out / "job_times.png"), link_utilisation(result, out / "link_utilisation.png"),
+            timeline(result, out / "timeline.png")]

@@ -1,0 +1,202 @@
+"""Scenario YAML v1: what to build, what to run on it, and how.
+
+```yaml
+name: nvlink-vs-roce                 # optional
+seed: 1                              # default 0
+clusters:                            # or `cluster: SPEC` for one
+  nvlink: dgx-h100                   # SPEC = preset name, 'name:key=value,...', or a mapping:
+  roce:                              #   preset, params, links (overrides), cost_model
+    preset: dgx-h100-cluster
+    params: {servers: 2}
+    links: [{technology: roce, bandwidth: 200 Gb/s, latency: 2 us}]
+    cost_model: {call_overhead: 5 us, channels: 8}
+jobs:
+  - {name: grads, type: collective, op: all_reduce, ranks: all, size: 1 GiB, repeat: 3}
+  - {name: copy, type: transfer, src: 0, dst: 8, size: 100 MiB, start: 10 us}
+  - {name: shuffle, type: traffic, pattern: permutation, ranks: all, size: 16 MiB, after: grads}
+run: {duration_limit: 60 s}
+```
+Parsing is strict: unknown keys, missing units, out-of-range ranks and unknown names raise ``GpusimError`` with the
+field path. Only ``yaml.safe_load`` is used.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from gpusim.errors import GpusimError
+from gpusim.scenario import fields as F
+
+JOB_TYPES = ("collective", "transfer", "traffic")
+PATTERNS = ("all_pairs", "permutation", "shift")
+_TOP = ("name", "description", "seed", "cluster", "clusters", "jobs", "run", "weather")
+_CLUSTER = ("preset", "params", "links", "cost_model")
+_LINK = ("technology", "kind", "bandwidth", "latency", "efficiency")
+_COST = ("call_overhead", "channels", "step_latency_scale", "base_latency_scale", "tuner", "nvls", "protocols")
+_COMMON_JOB = ("name", "type", "start", "after", "repeat", "gap")
+_JOB = {
+    "collective": (*_COMMON_JOB, "op", "ranks", "size", "algo", "proto", "channels"),
+    "transfer": (*_COMMON_JOB, "src", "dst", "size"),
+    "traffic": (*_COMMON_JOB, "pattern", "ranks", "size"),
+}
+
+
+@dataclass
+class ClusterSpec:
+    label: str
+    preset: str
+    params: dict = field(default_factory=dict)
+    links: list = field(default_factory=list)        # [{technology, bandwidth_Bps?, latency_s?, efficiency?}]
+    cost_model: dict = field(default_factory=dict)    # CostModel field overrides (SI)
+    path: str = "cluster"
+
+
+@dataclass
+class JobSpec:
+    name: str
+    type: str
+    raw: dict                  # validated fields, SI values; ranks resolved against each cluster at run time
+    path: str
+
+
+@dataclass
+class Scenario:
+    name: str
+    seed: int
+    clusters: list[ClusterSpec]
+    jobs: list[JobSpec]
+    duration_limit_s: float | None
+    weather: dict | None
+    source: dict                 # the parsed YAML, echoed in results
+
+
+def load(path: str | Path) -> Scenario:
+    """Read and validate a scenario file."""
+    p = Path(path)
+    if not p.is_file():
+        raise GpusimError("", f"scenario file '{path}' not found")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise GpusimError("", f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return parse(data, default_name=p.stem)
+
+
+def parse(data, default_name: str = "scenario") -> Scenario:
+    """Validate an already-loaded mapping (from YAML or a notebook)."""
+    d = F.mapping(data, "scenario")
+    F.check_keys(d, _TOP, "", required=("jobs",))
+    if ("cluster" in d) == ("clusters" in d):
+        raise GpusimError("cluster", "give exactly one of 'cluster' (one spec) or 'clusters' (label: spec mapping)")
+    seed = F.integer(d.get("seed", 0), "seed", low=0)
+    if "cluster" in d:
+        clusters = [_cluster(d["cluster"], "cluster", "cluster")]
+    else:
+        cmap = F.mapping(d["clusters"], "clusters")
+        if not cmap:
+            raise GpusimError("clusters", "expected at least one cluster")
+        clusters = [_cluster(spec, str(label), f"clusters.{label}") for label, spec in cmap.items()]
+    jobs_raw = d["jobs"]
+    if not isinstance(jobs_raw, list) or not jobs_raw:
+        raise GpusimError("jobs", "expected a non-empty list of jobs")
+    jobs = [_job(j, i) for i, j in enumerate(jobs_raw)]
+    names = [j.name for j in jobs]
+    for i, j in enumerate(jobs):
+        if names.count(j.name) > 1:
+            raise GpusimError(f"jobs[{i}].name", f"duplicate job name '{j.name}'")
+        after = j.raw.get("after")
+        if after is not None and after not in names[:i]:
+            raise GpusimError(f"jobs[{i}].after", f"'{after}' is not the name of an earlier job; earlier: "
+                                                   f"{', '.join(names[:i]) or 'none'}")
+    run = F.mapping(d.get("run", {}) or {}, "run")
+    F.check_keys(run, ("duration_limit",), "run")
+    limit = F.time(run["duration_limit"], "run.duration_limit") if "duration_limit" in run else None
+    weather = F.mapping(d["weather"], "weather") if d.get("weather") is not None else None
+    return Scenario(str(d.get("name", default_name)), seed, clusters, jobs, limit, weather, d)
+
+
+def _cluster(spec, label: str, path: str) -> ClusterSpec:
+    if isinstance(spec, str):
+        return ClusterSpec(label, spec, path=path)
+    spec = F.mapping(spec, path)
+    F.check_keys(spec, _CLUSTER, path, required=("preset",))
+    params = F.mapping(spec.get("params", {}) or {}, f"{path}.params")
+    links = []
+    for i, link in enumerate(spec.get("links", []) or []):
+        lp = f"{path}.links[{i}]"
+        link = F.mapping(link, lp)
+        F.check_keys(link, _LINK, lp)
+        if "technology" not in link and "kind" not in link:
+            raise GpusimError(lp, "say which links to change with 'technology' (e.g. roce, nvlink4, pcie5) or 'kind'")
+        out = {k: link[k] for k in ("technology", "kind") if k in link}
+        if "bandwidth" in link:
+            from gpusim import units
+            out["bandwidth_Bps"] = units.bandwidth(link["bandwidth"], f"{lp}.bandwidth")
+        if "latency" in link:
+            out["latency_s"] = F.time(link["latency"], f"{lp}.latency")
+        if "efficiency" in link:
+            eff = F.number(link["efficiency"], f"{lp}.efficiency", low=0)
+            if not 0 < eff <= 1:
+                raise GpusimError(f"{lp}.efficiency", f"expected a number in (0, 1], got {eff}")
+            out["efficiency"] = eff
+        links.append(out)
+    cost = {}
+    cm = F.mapping(spec.get("cost_model", {}) or {}, f"{path}.cost_model")
+    F.check_keys(cm, _COST, f"{path}.cost_model")
+    for key, value in cm.items():
+        kp = f"{path}.cost_model.{key}"
+        if key == "call_overhead":
+            cost["call_overhead_s"] = F.time(value, kp)
+        elif key == "channels":
+            cost["channels"] = F.integer(value, kp, low=1, high=64)
+        elif key in ("step_latency_scale", "base_latency_scale"):
+            cost[key] = F.number(value, kp, low=0)
+        elif key == "tuner":
+            cost["tuner"] = F.string(value, kp, ("nccl", "estimate"))
+        elif key == "nvls":
+            if not isinstance(value, bool):
+                raise GpusimError(kp, f"expected true or false, got {value!r}")
+            cost["nvls"] = value
+        elif key == "protocols":
+            items = value if isinstance(value, list) else [value]
+            cost["allowed_protocols"] = tuple(F.string(v, f"{kp}[{i}]", ("LL", "LL128", "Simple")) for i, v in enumerate(items))
+    return ClusterSpec(label, F.string(spec["preset"], f"{path}.preset"), params, links, cost, path)
+
+
+def _job(j, i: int) -> JobSpec:
+    path = f"jobs[{i}]"
+    j = F.mapping(j, path)
+    jtype = F.string(j.get("type", "collective"), f"{path}.type", JOB_TYPES)
+    F.check_keys(j, _JOB[jtype], path)
+    raw: dict = {}
+    if "start" in j:
+        raw["start_s"] = F.time(j["start"], f"{path}.start")
+    if "after" in j:
+        raw["after"] = F.string(j["after"], f"{path}.after")
+    raw["repeat"] = F.integer(j.get("repeat", 1), f"{path}.repeat", low=1, high=1_000_000)
+    raw["gap_s"] = F.time(j["gap"], f"{path}.gap") if "gap" in j else 0.0
+    if jtype == "collective":
+        F.check_keys(j, _JOB[jtype], path, required=("op", "size"))
+        from gpusim.collectives.run import normalise_op
+        raw["op"] = normalise_op(F.string(j["op"], f"{path}.op"), f"{path}.op")
+        raw["size_bytes"] = F.size(j["size"], f"{path}.size")
+        raw["ranks"] = j.get("ranks", "all")
+        raw["algo"] = F.string(j.get("algo", "auto"), f"{path}.algo")
+        raw["proto"] = F.string(j.get("proto", "auto"), f"{path}.proto")
+        raw["channels"] = F.integer(j["channels"], f"{path}.channels", low=1, high=64) if "channels" in j else None
+    elif jtype == "transfer":
+        F.check_keys(j, _JOB[jtype], path, required=("src", "dst", "size"))
+        raw["src"] = F.integer(j["src"], f"{path}.src", low=0)
+        raw["dst"] = F.integer(j["dst"], f"{path}.dst", low=0)
+        raw["size_bytes"] = F.size(j["size"], f"{path}.size")
+    else:
+        F.check_keys(j, _JOB[jtype], path, required=("pattern", "size"))
+        raw["pattern"] = F.string(j["pattern"], f"{path}.pattern", PATTERNS)
+        raw["ranks"] = j.get("ranks", "all")
+        raw["size_bytes"] = F.size(j["size"], f"{path}.size")
+    name = j.get("name", f"{jtype}{i}")
+    return JobSpec(str(name), jtype, raw, path)

@@ -1,0 +1,167 @@
+"""``simulate(scenario) -> Result``: build each cluster, run the jobs, collect metrics. No I/O here.
+
+Phases (as desmod's simulate): build (preset + overrides -> graph, cost model, fabric) -> schedule (one simpy
+process per job, plus weather processes) -> run (until done or the duration limit) -> collect (per job and per
+link, with the scenario echoed, the seed and the wall-clock runtime).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gpusim import __version__, presets
+from gpusim.collectives.bus_bandwidth import busbw_GBps
+from gpusim.collectives.run import Collectives
+from gpusim.engine.fabric import Fabric
+from gpusim.errors import GpusimError
+from gpusim.links.technology import family
+from gpusim.scenario import fields as F
+from gpusim.scenario.schema import ClusterSpec, Scenario
+from gpusim.topology.graph import summary
+from gpusim.workloads.jobs import JobRecord, check_transfer, job_process
+
+
+@dataclass
+class JobResult:
+    name: str
+    type: str
+    status: str                 # "done", "stalled" (a link outage never cleared), "timeout" (duration limit)
+    size_bytes: float
+    n_ranks: int
+    start_s: float | None
+    end_s: float | None
+    iteration_times_s: list[float]
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def mean_time_s(self) -> float | None:
+        return float(np.mean(self.iteration_times_s)) if self.iteration_times_s else None
+
+    def metrics(self) -> dict:
+        out = {"name": self.name, "type": self.type, "status": self.status, "size_bytes": self.size_bytes,
+               "n_ranks": self.n_ranks, "start_s": self.start_s, "end_s": self.end_s,
+               "iterations": len(self.iteration_times_s), "mean_time_s": self.mean_time_s,
+               "iteration_times_s": self.iteration_times_s, **self.detail}
+        t = self.mean_time_s
+        if t and self.type == "collective":
+            out["algbw_GBps"] = self.size_bytes / t / 1e9
+            out["busbw_GBps"] = busbw_GBps(self.detail["op"], self.n_ranks, self.size_bytes, t)
+        return out
+
+
+@dataclass
+class ClusterResult:
+    label: str
+    spec: str
+    topology: dict
+    jobs: list[JobResult]
+    makespan_s: float
+    links: list[dict]          # busiest links: name, technology, bytes, utilisation
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    scenario: str
+    seed: int
+    version: str
+    clusters: list[ClusterResult]
+    runtime_s: float
+    source: dict
+
+    def to_dict(self) -> dict:
+        return {"scenario": self.scenario, "seed": self.seed, "gpusim_version": self.version,
+                "runtime_s": self.runtime_s, "input": self.source,
+                "clusters": [{"label": c.label, "spec": c.spec, "topology": c.topology, "makespan_s": c.makespan_s,
+                              "jobs": [j.metrics() for j in c.jobs], "busiest_links": c.links, **c.extra}
+                             for c in self.clusters]}
+
+
+def build_cluster(spec: ClusterSpec):
+    """Preset + parameter and link overrides -> (Cluster, CostModel)."""
+    cluster = presets.build(spec.preset, f"{spec.path}.preset" if spec.params or spec.links else spec.path,
+                            {k: v for k, v in spec.params.items()})
+    for i, link in enumerate(spec.links):
+        hits = 0
+        for u, v, d in cluster.graph.edges(data=True):
+            tech = link.get("technology")
+            if tech is not None and tech not in (d["technology"], family(d["technology"])):
+                continue
+            kind = link.get("kind")
+            if kind is not None and kind not in (cluster.graph.nodes[u]["kind"], cluster.graph.nodes[v]["kind"]):
+                continue
+            for key in ("bandwidth_Bps", "latency_s", "efficiency"):
+                if key in link:
+                    d[key] = link[key]
+            hits += 1
+        if not hits:
+            techs = sorted({d["technology"] for _, _, d in cluster.graph.edges(data=True)})
+            raise GpusimError(f"{spec.path}.links[{i}]", f"matches no link of this cluster; its technologies: {', '.join(techs)}")
+    model = cluster.model.with_overrides(**spec.cost_model).validate(f"{spec.path}.cost_model")
+    return cluster, model
+
+
+def simulate(scenario: Scenario) -> Result:
+    """Run every cluster of the scenario on the same jobs; deterministic for a given scenario and seed."""
+    t0 = time.perf_counter()
+    results = [_run_cluster(scenario, spec) for spec in scenario.clusters]
+    return Result(scenario.name, scenario.seed, __version__, results, time.perf_counter() - t0, scenario.source)
+
+
+def _run_cluster(scenario: Scenario, spec: ClusterSpec) -> ClusterResult:
+    cluster, model = build_cluster(spec)
+    fabric = Fabric(cluster.graph)
+    coll = Collectives(fabric, model)
+    env = fabric.env
+    rng = np.random.default_rng(scenario.seed)
+    events = {job.name: env.event() for job in scenario.jobs}
+    records = []
+    for job in scenario.jobs:
+        ranks = None
+        n = 2
+        if job.type in ("collective", "traffic"):
+            ranks = F.ranks(job.raw["ranks"], f"{job.path}.ranks", len(fabric.gpus))
+            n = len(ranks)
+        else:
+            check_transfer(fabric, job)
+        record = JobRecord(job.name, job.type, job.raw["size_bytes"], n)
+        records.append(record)
+        env.process(job_process(fabric, coll, job, ranks, record, events, rng))
+    extra = {}
+    if scenario.weather:
+        from gpusim.workloads.weather_driver import attach_weather  # FSO what-ifs
+        extra = attach_weather(fabric, scenario.weather, rng, "weather")
+    env.run(until=scenario.duration_limit_s)
+    stalled = fabric.net.stalled
+    jobs = []
+    for r in records:
+        status = "done" if r.finished else ("stalled" if stalled else "timeout")
+        its = [b - a for a, b in r.iterations]
+        jobs.append(JobResult(r.name, r.type, status, r.size_bytes, r.n_ranks,
+                              r.iterations[0][0] if r.iterations else None,
+                              r.iterations[-1][1] if r.iterations else None, its, r.detail))
+    ends = [j.end_s for j in jobs if j.end_s is not None]
+    makespan = max(ends) if ends else 0.0
+    if callable(extra):
+        extra = extra()
+    return ClusterResult(spec.label, spec.preset, summary(cluster.graph), jobs, makespan, _busiest(fabric, makespan),
+                         extra)
+
+
+def _busiest(fabric: Fabric, makespan: float, top: int = 12) -> list[dict]:
+    """The links with the highest average utilisation (bytes / (capacity x makespan)): the bottleneck first."""
+    carried = fabric.net.link_bytes
+    cap = fabric.net.capacity
+    util = np.where(cap > 0, carried / np.maximum(cap, 1e-300), 0.0)
+    order = np.lexsort((-carried, -util))[:top]
+    out = []
+    for i in order:
+        if carried[i] <= 0:
+            break
+        u, v = fabric.edges[i]
+        cap = fabric.net.capacity[i]
+        out.append({"link": f"{u}->{v}", "technology": fabric.g.edges[u, v]["technology"], "bytes": float(carried[i]),
+                    "utilisation": float(carried[i] / (cap * makespan)) if cap > 0 and makespan > 0 else None})
+    return out
