@@ -67,14 +67,14 @@ class Fabric:
         """A point-to-point transfer along the routed path (latency defaults to the path's)."""
         links = self.path_links(src, dst, key)
         lat = float(self.latency_s[links].sum()) if latency_s is None else latency_s
-        return FlowSpec(links, size_bytes, lat, cap_Bps=cap_Bps, label=label)
+        return FlowSpec(links, size_bytes, lat, cap_Bps=cap_Bps, label=label, hops=[(src, dst)])
 
     def coupled_flow(self, hops: list[tuple[str, str]], size_bytes: float, latency_s: float,
                      cap_Bps: float = np.inf, label: str = "", key: int = 0) -> FlowSpec:
         """One flow that moves ``size_bytes`` over every hop at a common rate (a pipelined ring/chain)."""
         parts = [self.path_links(a, b, key) for a, b in hops]
         links = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-        return FlowSpec(links, size_bytes, latency_s, cap_Bps=cap_Bps, label=label)
+        return FlowSpec(links, size_bytes, latency_s, cap_Bps=cap_Bps, label=label, hops=list(hops))
 
     def run_flows(self, specs: list[FlowSpec], label: str = ""):
         """Submit as one group; a simpy event to yield on."""
@@ -85,6 +85,19 @@ class Fabric:
         """Change a link's capacity from now on (both directions by default); 0 stalls the flows crossing it."""
         for e in ((u, v), (v, u)) if both else ((u, v),):
             self.net.set_capacity(self.link_index[e], capacity_Bps)
+
+    def reroute_flows_on(self, u: str, v: str) -> int:
+        """Give every active flow that crosses link (u, v) in either direction a fresh route; returns how many moved."""
+        moved = 0
+        for e in ((u, v), (v, u)):
+            for group, i in self.net.flows_on(self.link_index[e]):
+                spec = group.specs[i]
+                if spec.hops is None:
+                    continue
+                links = np.concatenate([self.path_links(a, b) for a, b in spec.hops])
+                self.net.reroute(group, i, links)
+                moved += 1
+        return moved
 
     def set_link_up(self, u: str, v: str, up: bool) -> None:
         """Tell routing whether the link (both directions) may carry new routes; existing flows keep their path."""

@@ -33,6 +33,7 @@ class FlowSpec:
     weights: np.ndarray | None = None
     cap_Bps: float = np.inf
     label: str = ""
+    hops: list | None = None      # (src, dst) node pairs the links were routed from, for rerouting
 
     def __post_init__(self):
         links = np.asarray(self.links, dtype=np.int64)
@@ -55,6 +56,7 @@ class Group:
     finish_s: np.ndarray = field(default=None)
     pending: int = 0
     label: str = ""
+    stalled_s: float = 0.0     # longest time any of its flows sat at rate 0 while active
 
     @property
     def end_s(self) -> float:
@@ -79,6 +81,7 @@ class FlowNetwork:
         self._rate = np.zeros(0)
         self._lat = np.zeros(0)
         self._cap = np.zeros(0)
+        self._stall = np.zeros(0)                   # seconds each active flow has spent at rate 0
         self._fo = np.zeros(0, dtype=np.int64)      # incidence: flow position
         self._lo = np.zeros(0, dtype=np.int64)      # incidence: link
         self._w = np.zeros(0)
@@ -134,6 +137,11 @@ class FlowNetwork:
         self._dirty = True
         self._request_update()
 
+    def flows_on(self, link: int) -> list[tuple[Group, int]]:
+        """(group, index) of the active flows that cross ``link``."""
+        pos = np.unique(self._fo[self._lo == link])
+        return [(self._group[p], int(self._index[p])) for p in pos]
+
     def rates(self) -> dict[tuple[int, int], float]:
         """Current rate of each active flow keyed by (id of group, index), for inspection and tests."""
         return {(id(g), int(i)): float(r) for g, i, r in zip(self._group, self._index, self._rate)}
@@ -161,6 +169,7 @@ class FlowNetwork:
         if dt > 0 and self._rem.size:
             moved = self._rate * dt
             self._rem -= moved
+            self._stall += np.where(self._rate > 0, 0.0, dt)
             self.link_bytes += np.bincount(self._lo, weights=self._w * moved[self._fo], minlength=self.capacity.shape[0])
         self._t_last = now
 
@@ -189,6 +198,7 @@ class FlowNetwork:
             g = self._group[p]
             i = self._index[p]
             g.finish_s[i] = now + self._lat[p]
+            g.stalled_s = max(g.stalled_s, float(self._stall[p]))
             g.pending -= 1
             if g.pending == 0:
                 self._finish_group(g, now)
@@ -200,7 +210,8 @@ class FlowNetwork:
         self._w = self._w[inc_keep]
         self._group = [g for g, k in zip(self._group, keep) if k]
         self._index = self._index[keep]
-        self._rem, self._rate, self._lat, self._cap = (a[keep] for a in (self._rem, self._rate, self._lat, self._cap))
+        self._rem, self._rate, self._lat, self._cap, self._stall = (
+            a[keep] for a in (self._rem, self._rate, self._lat, self._cap, self._stall))
 
     def _finish_group(self, g: Group, now: float) -> None:
         delay = g.end_s - now
@@ -224,6 +235,7 @@ class FlowNetwork:
         self._lat = np.concatenate([self._lat, [s.latency_s for s in specs]])
         self._cap = np.concatenate([self._cap, [s.cap_Bps for s in specs]])
         self._rate = np.concatenate([self._rate, np.zeros(len(specs))])
+        self._stall = np.concatenate([self._stall, np.zeros(len(specs))])
         # zero-byte flows finish at once (their latency still applies)
         zero = self._rem <= 0
         if zero.any():

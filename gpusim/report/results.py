@@ -42,6 +42,12 @@ def job_table(result: Result) -> str:
             top = c.links[0]
             util = f"{top['utilisation']:.0%}" if top["utilisation"] is not None else "-"
             lines.append(f"  busiest link: {top['link']} ({top['technology']}), {format_bytes(top['bytes'])} carried, {util} busy")
+        for name, link in c.extra.get("links", {}).items():
+            lines.append(f"  weather on {name}: availability {link['availability']:.1%}, down {format_time(link['downtime_s'])}, "
+                         f"{link['flows_rerouted']} flows rerouted")
+        for job, stall in c.extra.get("stalled_s_by_job", {}).items():
+            if stall > 0:
+                lines.append(f"  {job}: stalled {format_time(stall)} waiting for a link")
     return "\n".join(lines)
 
 

@@ -83,7 +83,14 @@ def load(path: str | Path) -> Scenario:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise GpusimError("", f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    return parse(data, default_name=p.stem)
+    scenario = parse(data, default_name=p.stem)
+    if scenario.weather and "csv" in scenario.weather:  # read here: nothing below the scenario layer reads files
+        csv_path = p.parent / str(scenario.weather["csv"])
+        if not csv_path.is_file():
+            raise GpusimError("weather.csv", f"file '{csv_path}' not found")
+        scenario.weather = {**scenario.weather, "_csv_text": csv_path.read_text()}
+        del scenario.weather["csv"]
+    return scenario
 
 
 def parse(data, default_name: str = "scenario") -> Scenario:

@@ -202,7 +202,7 @@ def fso_sites(servers_per_site: int = 1, gpus_per_server: int = 8, server: str =
         b = add_node(g, f"site1.fso{k}", "fso_terminal", site=1)
         add_link(g, site_switches[0], a, nic_spec)
         add_link(g, b, site_switches[1], nic_spec)
-        add_link(g, a, b, tech.fso(fso_rate_Bps, distance_m), link_id=f"fso{k}")
+        add_link(g, a, b, tech.fso(fso_rate_Bps, distance_m), link_id=f"fso{k}", distance_m=distance_m)
     if backup is not None:
         if backup == "fiber":
             latency = distance_m * tech.SPEED_OF_LIGHT_FIBRE_S_PER_M if backup_latency_s is None else backup_latency_s
