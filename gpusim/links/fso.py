@@ -453,7 +453,7 @@ def faded_error_rates(received_power_dbm: float, sensitivity_dbm: float, rytov_v
     ber = ber_from_q(_q_factor(ratio, q_from_ber(sensitivity_ber), noise_model))
     per = packet_error_rate(ber, frame_size_bytes)
     w = density * h
-    return float(np.dot(w, ber)), float(min(1.0, np.dot(w, per)))
+    return float(min(0.5, np.dot(w, ber))), float(min(1.0, np.dot(w, per)))
 
 
 # --------------------------------------------------------------------------------------------------- the budget

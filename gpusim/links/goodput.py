@@ -78,14 +78,13 @@ def padhye_packets_per_s(packet_error_rate: float, rtt_s: float, rto_s: float, b
     if p <= 0:
         return cap
     denom = rtt_s * math.sqrt(2 * b * p / 3) + rto_s * min(1.0, 3 * math.sqrt(3 * b * p / 8)) * p * (1 + 32 * p**2)
-    return min(cap, 1.0 / denom)
+    return min(cap, 1.0 / denom) if denom > 0 else cap
 
 
 def mathis_packets_per_s(packet_error_rate: float, rtt_s: float, c: float = MATHIS_C) -> float:
     """Mathis et al. (CCR 1997): ``C/(RTT sqrt(p))`` packets per second; ``inf`` at p = 0 or RTT = 0."""
-    if packet_error_rate <= 0 or rtt_s <= 0:
-        return math.inf
-    return c / (rtt_s * math.sqrt(packet_error_rate))
+    denom = rtt_s * math.sqrt(packet_error_rate) if packet_error_rate > 0 else 0.0
+    return c / denom if denom > 0 else math.inf
 
 
 def goodput_Bps(transport: str, line_rate_Bps: float, packet_error_rate: float, rtt_s: float,
