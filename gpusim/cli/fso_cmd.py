@@ -28,7 +28,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--snow-kind", choices=fso.SNOW_KINDS, default=None, help="default wet")
     p.add_argument("--cn2", default=None, help="turbulence Cn² in m^-2/3, default 1e-14")
     p.add_argument("--tx-power", default=None, help=f"default {d.tx_power_dbm:g}dBm")
-    p.add_argument("--divergence", default=None, help=f"full-angle beam divergence, default {d.divergence_rad * 1e3:g}mrad")
+    p.add_argument("--divergence", default=None,
+                   help=f"full-angle beam divergence, default {d.divergence_rad * 1e3:g}mrad")
     p.add_argument("--tx-aperture", default=None, help=f"default {d.tx_aperture_m * 100:g}cm")
     p.add_argument("--rx-aperture", default=None, help=f"default {d.rx_aperture_m * 100:g}cm")
     p.add_argument("--sensitivity", default=None, help=f"receiver sensitivity at the line rate, default "
@@ -162,7 +163,7 @@ def _table(r: dict) -> str:
     lines += ["", "Errors",
               f"  {'BER (scintillation-averaged)':<46}{r['ber']:>10.3g}",
               f"  {'BER at mean power':<46}{b['ber_at_mean_power']:>10.3g}",
-              f"  {'packet error rate (' + str(b['frame_size_bytes']) + ' B frames)':<46}{r['packet_error_rate']:>10.3g}",
+              f"  {'packet error rate (%d B frames)' % b['frame_size_bytes']:<46}{r['packet_error_rate']:>10.3g}",
               f"  {'outage (margin < 0)':<46}{'yes' if r['outage'] else 'no':>10}",
               "", f"Goodput (RTT {units.format_time(inp['rtt_s'])})"]
     for t, g in r["goodput_Bps"].items():

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import re
 from dataclasses import asdict, dataclass, field, replace
 
@@ -88,7 +89,7 @@ class Optics:
             raise GpusimError(f"{p}.sensitivity_ber", f"expected a BER between 0 and 0.5, got {self.sensitivity_ber!r}")
         if self.noise_model not in NOISE_MODELS:
             raise unknown(f"{p}.noise_model", self.noise_model, NOISE_MODELS, "noise model")
-        if isinstance(self.frame_size_bytes, bool) or not isinstance(self.frame_size_bytes, int) \
+        if isinstance(self.frame_size_bytes, bool) or not isinstance(self.frame_size_bytes, numbers.Integral) \
                 or self.frame_size_bytes <= 0:
             raise GpusimError(f"{p}.frame_size_bytes", f"expected a positive whole number of bytes, "
                                                        f"got {self.frame_size_bytes!r}")
@@ -387,7 +388,8 @@ def q_from_ber(ber: float) -> float:
 
 
 def ber_from_q(q_factor):
-    """``BER = 0.5 erfc(Q/sqrt(2))``: OOK, Gaussian noise, mid-way threshold (Ghassemlooy et al. 2012, physics.md §4.7)."""
+    """``BER = 0.5 erfc(Q/sqrt(2))``: OOK, Gaussian noise, threshold midway (Ghassemlooy et al. 2012; physics.md
+    §4.7)."""
     return 0.5 * special.erfc(np.asarray(q_factor) / math.sqrt(2.0))
 
 
@@ -504,7 +506,7 @@ def link_budget(optics: Optics, distance_m: float, weather: Weather, fog_model: 
     With ``optics.adaptive_rates_Bps`` the fastest rate whose margin is non-negative is chosen (sensitivity scaled by
     :func:`sensitivity_at_rate_dbm` from ``line_rate_Bps``); if none closes, the slowest, in outage.
     """
-    if isinstance(distance_m, bool) or not isinstance(distance_m, (int, float)) or not math.isfinite(distance_m) \
+    if isinstance(distance_m, bool) or not isinstance(distance_m, numbers.Real) or not math.isfinite(distance_m) \
             or distance_m <= 0:
         raise GpusimError("distance", f"expected a positive finite distance in metres, got {distance_m!r}")
     lam = optics.wavelength_m
@@ -723,7 +725,7 @@ def _check_wavelength(lam: float, rng: tuple[float, float], path: str, what: str
 
 
 def _finite(x, path: str) -> None:
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+    if isinstance(x, bool) or not isinstance(x, numbers.Real) or not math.isfinite(x):
         raise GpusimError(path, f"expected a finite number, got {x!r}")
 
 

@@ -35,6 +35,7 @@ timestamps option 12), so a 1500 B IP MTU carries a 1448 B MSS.
 from __future__ import annotations
 
 import math
+import numbers
 
 from gpusim.errors import GpusimError, unknown
 
@@ -98,11 +99,11 @@ def goodput_Bps(transport: str, line_rate_Bps: float, packet_error_rate: float, 
     _transport(transport)
     _check(line_rate_Bps, "line_rate_Bps", positive=True)
     _check(rtt_s, "rtt_s")
-    if isinstance(packet_error_rate, bool) or not isinstance(packet_error_rate, (int, float)) \
+    if isinstance(packet_error_rate, bool) or not isinstance(packet_error_rate, numbers.Real) \
             or not 0.0 <= packet_error_rate <= 1.0:
         raise GpusimError("packet_error_rate", f"expected a probability in [0, 1], got {packet_error_rate!r}")
     mtu = DEFAULT_MTU_BYTES[transport] if mtu_bytes is None else mtu_bytes
-    if isinstance(mtu, bool) or not isinstance(mtu, int) or mtu <= 0:
+    if isinstance(mtu, bool) or not isinstance(mtu, numbers.Integral) or mtu <= 0:
         raise GpusimError("mtu_bytes", f"expected a positive whole number of bytes, got {mtu!r}")
     rto = DEFAULT_RTO_S[transport] if rto_s is None else rto_s
     _check(rto, "rto_s")
@@ -130,6 +131,7 @@ def _transport(transport: str) -> None:
 
 
 def _check(x, path: str, positive: bool = False) -> None:
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0 or (positive and x == 0):
+    if isinstance(x, bool) or not isinstance(x, numbers.Real) or not math.isfinite(x) or x < 0 \
+            or (positive and x == 0):
         need = "positive" if positive else "non-negative"
         raise GpusimError(path, f"expected a {need} finite number, got {x!r}")

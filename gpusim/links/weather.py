@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import numbers
 import re
 from dataclasses import dataclass, replace
 from typing import NamedTuple
@@ -225,7 +226,7 @@ def markov_weather(rng: np.random.Generator, duration_s: float, states=DEFAULT_W
     """
     if not isinstance(rng, np.random.Generator):
         raise GpusimError("rng", f"expected a numpy.random.Generator, got {type(rng).__name__}")
-    if isinstance(duration_s, bool) or not isinstance(duration_s, (int, float)) or not 0 < duration_s < math.inf:
+    if isinstance(duration_s, bool) or not isinstance(duration_s, numbers.Real) or not 0 < duration_s < math.inf:
         raise GpusimError("duration_s", f"expected a positive finite duration in seconds, got {duration_s!r}")
     by_name = {s.name: s for s in states}
     for s in states:
@@ -291,8 +292,9 @@ def effective_capacity_Bps(budget: fso.LinkBudget, transport: str, rtt_s: float,
 
 def link_capacity_timeline(timeline: WeatherTimeline, optics: fso.Optics, distance_m: float, transport: str,
                            rtt_s: float, mtu_bytes: int | None = None, rto_s: float | None = None,
-                           merge: bool = True, **budget_kw) -> list[CapacityStep]:
-    """Capacity steps for the engine, one per weather piece (``merge`` folds runs of equal capacity and state).
+                           merge: bool = True, merge_rel_tol: float = 1e-6, **budget_kw) -> list[CapacityStep]:
+    """Capacity steps for the engine, one per weather piece; ``merge`` folds a piece into the step before when
+    both are up (or both down) and their capacities agree within ``merge_rel_tol``, keeping the earlier step.
 
     Packet error rates are for the transport's wire frame (``mtu_bytes`` + its headers), whatever
     ``optics.frame_size_bytes`` says; ``budget_kw`` goes to :func:`gpusim.links.fso.link_budget`.
@@ -309,7 +311,8 @@ def link_capacity_timeline(timeline: WeatherTimeline, optics: fso.Optics, distan
         b = cache[w]
         cap = effective_capacity_Bps(b, transport, rtt_s, mtu, rto_s)
         up = not b.outage
-        if merge and steps and steps[-1].capacity_Bps == cap and steps[-1].up == up:
+        if merge and steps and steps[-1].up == up and \
+                abs(steps[-1].capacity_Bps - cap) <= merge_rel_tol * max(steps[-1].capacity_Bps, cap):
             continue
         steps.append(CapacityStep(start, cap, up, b))
     return steps
@@ -341,6 +344,6 @@ def visibility_sweep(optics: fso.Optics, distance_m: float, visibilities_m, tran
 
 def _mtu(transport: str, mtu_bytes) -> int:
     mtu = goodput.DEFAULT_MTU_BYTES[transport] if mtu_bytes is None else mtu_bytes
-    if isinstance(mtu, bool) or not isinstance(mtu, int) or mtu <= 0:
+    if isinstance(mtu, bool) or not isinstance(mtu, numbers.Integral) or mtu <= 0:
         raise GpusimError("mtu_bytes", f"expected a positive whole number of bytes, got {mtu!r}")
     return mtu
