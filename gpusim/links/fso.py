@@ -56,8 +56,8 @@ class Optics:
 
     Defaults are representative of a tracked 1550 nm, 10 Gb/s terminal of the class in physics.md §4.8 (Taara Beam:
     1550 nm, 10/25 GbE over SFP+, 100 m-10 km); the power, divergence, aperture and sensitivity figures are assumed,
-    not one product's datasheet. With them the link closes to about 5 km in clear air at Cn² = 1e-14 and survives
-    V = 1 km fog at 1 km. Replace them with your terminal's datasheet.
+    not one product's datasheet. With them the margin stays non-negative to about 4.7 km in clear air at Cn² = 1e-14
+    and is 7.8 dB at 1 km in V = 1 km fog. Replace them with your terminal's datasheet.
     """
 
     tx_power_dbm: float = 17.0

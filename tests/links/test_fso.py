@@ -337,3 +337,9 @@ def test_weather_field_errors():
     assert exc.value.path == "weather.cn2"
     with pytest.raises(GpusimError, match="did you mean 'rain'"):
         fso.weather_from_dict({"rian": "5 mm/h"})
+
+
+def test_numpy_scalars_are_accepted():
+    b = fso.link_budget(fso.Optics(frame_size_bytes=np.int64(1518)), np.int64(1000),
+                        fso.Weather(visibility_m=np.float64(1000)))
+    assert b.margin_db == pytest.approx(fso.link_budget(fso.Optics(), 1000, fso.Weather(visibility_m=1000)).margin_db)
