@@ -1,0 +1,459 @@
+"""Fit a transport's free model parameters to measured NCCL times, and measure the error on held-back data.
+
+The model of one measured call r = (op, n ranks, size S, algorithm a, protocol p) on the transport's topology is
+exactly :meth:`Collectives.estimate` (the uncontended time a lone collective sees):
+
+    t(r; θ) = call_overhead + Σ_phases max_f [ lat0_f + s · dlat_f + bytes_f / rate_f(C(θ)) ]
+
+lat0_f is flow f's latency without NCCL's per-step software latencies, dlat_f those latencies (scaled by
+s = step_latency_scale), rate_f its max-min rate on link capacities C(θ), in which the transport's bottleneck
+technology has a fitted efficiency (or bandwidth). (a, p) is the forced NCCL_ALGO/NCCL_PROTO where the measurement
+forced them, else what NCCL's tuner picks. θ minimises
+
+    Σ_r ρ( (ln t(r; θ) - ln t_meas(r))² )         ρ: soft-L1 (a few noisy points do not drag the curve)
+
+over the training rows (scipy.optimize.least_squares, bounded, in log parameters so every parameter stays
+positive). Relative error in time is what matters from 8 B to 4 GiB, hence log time. Plans and rates are computed
+once per distinct flow shape and reused across sizes, so one evaluation of all rows costs about a millisecond;
+algorithm/protocol choices are held fixed during a solve and the solve repeated until they stop changing. The set
+of protocols the tuner may pick is chosen among a few candidates by training cost.
+"""
+from __future__ import annotations
+
+import datetime
+import math
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from gpusim import __version__
+from gpusim.calibration.preset_file import CalibratedPreset
+from gpusim.collectives.cost_model import PROTOCOLS, CostModel
+from gpusim.collectives.run import Collectives, measure, normalise_op
+from gpusim.engine.fabric import Fabric
+from gpusim.engine.maxmin import max_min_rates
+from gpusim.errors import GpusimError, unknown
+from gpusim.presets import Cluster
+
+MiB = 1 << 20
+#: Size bands errors are reported in: (label, lowest size, size above the band).
+BANDS = (("<1MiB", 0.0, MiB), (">=1MiB", MiB, math.inf))
+PROTOCOL_SETS = (("LL", "LL128", "Simple"), ("LL", "Simple"), ("LL128", "Simple"), ("Simple",))
+_NCCL_ALGO = {"default": "auto", "auto": "auto", "ring": "ring", "tree": "tree", "nvls": "nvls"}
+_NCCL_PROTO = {"default": "auto", "auto": "auto", "ll": "LL", "ll128": "LL128", "simple": "Simple"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """A free parameter: a CostModel field (``call_overhead_s``) or ``<technology>.<field>`` of a link."""
+
+    name: str
+    initial: float
+    low: float
+    high: float
+    unit: str = ""          # how to print it: 'us', 'GB/s' or '' (a plain number)
+
+    @property
+    def link(self) -> tuple[str, str] | None:
+        return tuple(self.name.split(".", 1)) if "." in self.name else None
+
+    def show(self, value: float) -> str:
+        if self.unit == "us":
+            return f"{value * 1e6:.3f} us"
+        if self.unit == "GB/s":
+            return f"{value / 1e9:.3f} GB/s"
+        return f"{value:.4g}"
+
+
+OVERHEAD = Param("call_overhead_s", 20e-6, 1e-8, 1e-3, "us")
+STEP_SCALE = Param("step_latency_scale", 1.0, 1e-3, 1e3)
+
+
+@dataclass(frozen=True)
+class Transport:
+    """How one NCCL transport is modelled: topology builder and arguments, channels, free parameters."""
+
+    name: str
+    preset: str
+    description: str
+    builder: str
+    arguments: dict
+    gpus_argument: str
+    channels: int
+    params: tuple[Param, ...]
+
+    def calibrated(self, values: dict, protocols=PROTOCOLS, provenance: dict | None = None,
+                   gpus: tuple[int, int, int] = (4, 2, 8)) -> CalibratedPreset:
+        """The calibrated preset for parameter ``values`` (missing ones at their initial guess)."""
+        links: dict = {}
+        model = {"arch": "hopper", "channels": self.channels, "allowed_protocols": tuple(protocols)}
+        for p in self.params:
+            v = values.get(p.name, p.initial)
+            if p.link:
+                techname, fieldname = p.link
+                links.setdefault(techname, {})[fieldname] = v
+            else:
+                model[p.name] = v
+        default, lo, hi = gpus
+        return CalibratedPreset(self.preset, self.description, self.name, self.builder, self.gpus_argument,
+                                dict(self.arguments), default, lo, hi, links, model, dict(provenance or {}))
+
+
+TRANSPORTS: dict[str, Transport] = {
+    # NCCL 2.28 on 2 or 4 H200: 24 channels over NVLink (NCCL_DEBUG=INFO "Channel 00/24"), 4 over SHM, 2 over
+    # sockets (validation/data/h200/raw/*nccl_info.txt).
+    "nvlink": Transport(
+        "nvlink", "h200-nvlink", "H200 SXM on NVSwitch (18 NVLink4 links each), NCCL P2P over NVLink",
+        "nvswitch_server", {"nvlink": "nvlink4", "nvlinks": 18, "pcie": "pcie5"}, "gpus", 24,
+        (OVERHEAD, STEP_SCALE, Param("nvlink4.efficiency", 20.6 / 25.0, 0.02, 1.0))),
+    "pcie_shm": Transport(
+        "pcie_shm", "h200-pcie-shm", "H200 with peer-to-peer off: NCCL SHM transport staged through host memory over "
+        "PCIe 5.0 x16 (each GPU on its own root port)",
+        "pcie_box", {"pcie": "pcie5", "lanes": 16, "p2p": False, "pcie_switch": False}, "gpus", 4,
+        (OVERHEAD, STEP_SCALE, Param("pcie5.efficiency", 0.8, 0.02, 1.0),
+         Param("memory.bandwidth_Bps", 200e9, 5e9, 5e12, "GB/s"))),
+    "socket": Transport(
+        "socket", "h200-socket", "H200, one process per GPU talking over NCCL's TCP socket transport on loopback "
+        "(each GPU a node with one NIC on one switch)",
+        "cluster", {"gpus_per_server": 1, "server": "pcie", "nics": "per_server", "network": "ethernet",
+                    "fabric": "single_switch"}, "servers", 2,
+        (OVERHEAD, STEP_SCALE, Param("ethernet.bandwidth_Bps", 5e9, 1e7, 1e12, "GB/s"))),
+}
+
+
+def transport(name: str, path: str = "transport") -> Transport:
+    if name not in TRANSPORTS:
+        raise unknown(path, name, TRANSPORTS, "transport")
+    return TRANSPORTS[name]
+
+
+# -- rows ---------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Row:
+    """One measured call in gpusim's terms (op normalised, forced variant mapped to our algo/proto names)."""
+
+    op: str
+    n: int
+    size_bytes: float
+    time_s: float
+    algo: str           # 'auto' or forced
+    proto: str
+    transport: str
+    variant: str        # as measured: 'default' or 'Ring/LL' ...
+
+
+def rows_from(measurements, transport_name: str | None = None) -> tuple[list[Row], int]:
+    """Usable :class:`Row` objects from measurement records (objects with op, world_size, size_bytes, time_s,
+    transport, algo, proto); returns them and how many were skipped (zero size or time, algorithm gpusim lacks)."""
+    out, skipped = [], 0
+    for m in measurements:
+        if transport_name is not None and m.transport != transport_name:
+            continue
+        algo = _NCCL_ALGO.get(str(m.algo).lower())
+        proto = _NCCL_PROTO.get(str(m.proto).lower())
+        if algo is None or proto is None or not (m.size_bytes > 0 and m.time_s > 0) or m.world_size < 2:
+            skipped += 1
+            continue
+        op = normalise_op(m.op)
+        if op in ("all_to_all", "sendrecv"):
+            algo = "auto"           # NCCL_ALGO does not apply to point-to-point operations
+        elif algo == "tree" and op != "all_reduce":
+            skipped += 1            # NCCL runs Tree only for all_reduce
+            continue
+        out.append(Row(op, int(m.world_size), float(m.size_bytes), float(m.time_s), algo, proto, m.transport,
+                       "default" if algo == proto == "auto" else f"{m.algo}/{m.proto}"))
+    return out, skipped
+
+
+# -- error statistics ---------------------------------------------------------------------------------------------
+
+def summarise(rows: list[Row], sim_s: np.ndarray) -> dict:
+    """Median and 90th percentile of |t_sim - t_meas| / t_meas per size band and overall, and the median signed
+    error (bias: positive when the model is slow)."""
+    meas = np.array([r.time_s for r in rows])
+    sizes = np.array([r.size_bytes for r in rows])
+    rel = (np.asarray(sim_s) - meas) / meas if rows else np.zeros(0)
+    out = {}
+    for label, lo, hi in (*BANDS, ("all", 0.0, math.inf)):
+        sel = (sizes >= lo) & (sizes < hi)
+        if not sel.any():
+            continue
+        a = np.abs(rel[sel])
+        out[label] = {"rows": int(sel.sum()), "median_rel_error": float(np.median(a)),
+                      "p90_rel_error": float(np.percentile(a, 90)), "bias": float(np.median(rel[sel]))}
+    return out
+
+
+# -- simulation of measured rows ------------------------------------------------------------------------------------
+
+def simulate(rows: list[Row], cluster_for: Callable[[int], Cluster], engine: bool = True) -> np.ndarray:
+    """Simulated time of each row on ``cluster_for(n)``: with the event engine (``measure``) or the plan's
+    closed form (``Collectives.estimate``)."""
+    out = np.zeros(len(rows))
+    by_n: dict[int, list[int]] = {}
+    for i, r in enumerate(rows):
+        by_n.setdefault(r.n, []).append(i)
+    for n, idx in sorted(by_n.items()):
+        cluster = cluster_for(n)
+        fabric = Fabric(cluster.graph)
+        coll = Collectives(fabric, cluster.model)
+        ranks = coll.ranks(range(n))
+        for i in idx:
+            r = rows[i]
+            if engine:
+                out[i] = measure(fabric, cluster.model, r.op, range(n), r.size_bytes, r.algo, r.proto).time_s
+            else:
+                c = coll.choose(r.op, ranks, r.size_bytes, r.algo, r.proto)
+                out[i] = coll.estimate(r.op, ranks, r.size_bytes, c.algo, c.proto, c.channels)
+    return out
+
+
+# -- the fast evaluator --------------------------------------------------------------------------------------------
+
+class _WorldSize:
+    """One world size's fabric, with the edges each link parameter changes."""
+
+    def __init__(self, tr: Transport, n: int):
+        preset = tr.calibrated({})
+        self.n = n
+        self.fabric = Fabric(preset.graph(n))
+        g = self.fabric.g
+        self.raw_Bps = np.array([g.edges[e]["bandwidth_Bps"] for e in self.fabric.edges])
+        self.eff = np.array([g.edges[e]["efficiency"] for e in self.fabric.edges])
+        techs = np.array([g.edges[e]["technology"] for e in self.fabric.edges])
+        self.edges_of = {p.name: np.flatnonzero(techs == p.link[0]) for p in tr.params if p.link}
+        for p in tr.params:
+            if p.link and not self.edges_of[p.name].size:
+                raise GpusimError("params", f"parameter {p.name}: no '{p.link[0]}' link in the {tr.name} topology")
+        self.ranks = [self.fabric.gpu(i) for i in range(n)]
+
+    def capacity(self, tr: Transport, values: dict) -> np.ndarray:
+        raw, eff = self.raw_Bps.copy(), self.eff.copy()
+        for p in tr.params:
+            if p.link:
+                idx = self.edges_of[p.name]
+                if p.link[1] == "efficiency":
+                    eff[idx] = values[p.name]
+                else:
+                    raw[idx] = values[p.name]
+        return raw * eff
+
+
+def _model(tr: Transport, values: dict, protocols) -> CostModel:
+    fields = {p.name: values[p.name] for p in tr.params if not p.link}
+    return CostModel.nccl(arch="hopper", channels=tr.channels, allowed_protocols=tuple(protocols), **fields)
+
+
+class Evaluator:
+    """All rows of one transport planned once; :meth:`times` evaluates them for any parameter values."""
+
+    def __init__(self, tr: Transport, rows: list[Row]):
+        self.tr = tr
+        self.rows = rows
+        self.worlds = {n: _WorldSize(tr, n) for n in sorted({r.n for r in rows})}
+
+    def choices(self, values: dict, protocols) -> list[tuple[str, str, int]]:
+        """(algo, proto, channels) of each row as the tuner picks them under ``values``."""
+        model = _model(self.tr, values, protocols)
+        out = []
+        for n, w in self.worlds.items():
+            w.fabric.net.capacity = w.capacity(self.tr, values)
+            coll = Collectives(w.fabric, model)
+            for i, r in enumerate(self.rows):
+                if r.n == n:
+                    c = coll.choose(r.op, w.ranks, r.size_bytes, r.algo, r.proto)
+                    out.append((i, (c.algo, c.proto, c.channels)))
+        return [c for _, c in sorted(out)]
+
+    def compile(self, choices: list[tuple[str, str, int]], values: dict) -> None:
+        """Plan every row once for fixed choices: flat per-flow arrays and distinct rate shapes."""
+        m0 = _model(self.tr, {**values, "step_latency_scale": 0.0}, PROTOCOLS)
+        m1 = _model(self.tr, {**values, "step_latency_scale": 1.0}, PROTOCOLS)
+        shapes: dict = {}
+        self.shape_flows: list = []
+        flow_shape, flow_pos, size, lat0, dlat, seg_row, seg_start = [], [], [], [], [], [], []
+        k = 0
+        for i, (r, (algo, proto, ch)) in enumerate(zip(self.rows, choices)):
+            w = self.worlds[r.n]
+            p0 = Collectives(w.fabric, m0).planner.plan(r.op, w.ranks, r.size_bytes, algo, proto, ch)
+            p1 = Collectives(w.fabric, m1).planner.plan(r.op, w.ranks, r.size_bytes, algo, proto, ch)
+            for ph0, ph1 in zip(p0, p1):
+                if not ph0.flows:
+                    continue
+                key = (r.n, tuple((f.links.tobytes(), f.weights.tobytes(), f.cap_Bps) for f in ph0.flows))
+                if key not in shapes:
+                    shapes[key] = len(self.shape_flows)
+                    self.shape_flows.append((r.n, ph0.flows))
+                seg_row.append(i)
+                seg_start.append(k)
+                for j, (f0, f1) in enumerate(zip(ph0.flows, ph1.flows)):
+                    flow_shape.append(shapes[key])
+                    flow_pos.append(j)
+                    size.append(f0.size_bytes)
+                    lat0.append(f0.latency_s)
+                    dlat.append(f1.latency_s - f0.latency_s)
+                    k += 1
+        self.choice = list(choices)
+        self.flow_shape, self.flow_pos = np.array(flow_shape, dtype=int), np.array(flow_pos, dtype=int)
+        self.size, self.lat0, self.dlat = np.array(size), np.array(lat0), np.array(dlat)
+        self.seg_row, self.seg_start = np.array(seg_row, dtype=int), np.array(seg_start, dtype=int)
+        offsets = np.cumsum([0] + [len(fl) for _, fl in self.shape_flows])
+        self.shape_offset = offsets[:-1]
+        self.flow_global = self.shape_offset[self.flow_shape] + self.flow_pos if k else np.zeros(0, dtype=int)
+        self.shape_arrays = []
+        for _, flows in self.shape_flows:
+            lens = np.array([f.links.size for f in flows])
+            self.shape_arrays.append((np.repeat(np.arange(len(flows)), lens), np.concatenate([f.links for f in flows]),
+                                      np.concatenate([f.weights for f in flows]),
+                                      np.array([f.cap_Bps for f in flows])))
+
+    def times(self, values: dict) -> np.ndarray:
+        """Simulated time of every row (the compiled choices) under ``values``: equal to Collectives.estimate."""
+        caps = {n: w.capacity(self.tr, values) for n, w in self.worlds.items()}
+        rates = []
+        for (n, flows), (fo, lo, wt, cap) in zip(self.shape_flows, self.shape_arrays):
+            rates.append(max_min_rates(fo, lo, wt, caps[n], len(flows), cap))
+        out = np.full(len(self.rows), values["call_overhead_s"])
+        if not self.size.size:
+            return out
+        rate = np.concatenate(rates)[self.flow_global]
+        with np.errstate(divide="ignore"):
+            t = self.lat0 + values["step_latency_scale"] * self.dlat + np.where(self.size > 0, self.size / rate, 0.0)
+        seg = np.maximum.reduceat(t, self.seg_start)
+        out += np.bincount(self.seg_row, weights=seg, minlength=len(self.rows))
+        return out
+
+
+# -- fitting ---------------------------------------------------------------------------------------------------------
+
+@dataclass
+class FitResult:
+    """Fitted values and the errors on training and held-back rows."""
+
+    transport: Transport
+    values: dict
+    protocols: tuple
+    train_world_sizes: tuple
+    heldout_world_sizes: tuple
+    train: dict
+    heldout: dict
+    rows_train: int
+    rows_heldout: int
+    rows_skipped: int
+    cost: float
+    engine_check_rel: float = float("nan")      # largest |engine - estimate| / estimate on the training rows
+    preset: CalibratedPreset | None = None
+    train_rows: list = field(default_factory=list, repr=False)
+    heldout_rows: list = field(default_factory=list, repr=False)
+
+
+def _solve(ev: Evaluator, tr: Transport, protocols, start: dict, meas: np.ndarray,
+           max_rounds: int = 4) -> tuple[dict, float]:
+    free = list(tr.params)
+    lo = np.log([p.low for p in free])
+    hi = np.log([p.high for p in free])
+    values = dict(start)
+    cost = math.inf
+    choices = ev.choices(values, protocols)
+    for _ in range(max_rounds):
+        ev.compile(choices, values)
+        log_meas = np.log(meas)
+
+        def resid(x):
+            v = {p.name: math.exp(xi) for p, xi in zip(free, x)}
+            return np.log(ev.times(v)) - log_meas
+
+        x0 = np.clip(np.log([values[p.name] for p in free]), lo + 1e-9, hi - 1e-9)
+        res = least_squares(resid, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1, x_scale=1.0,
+                            xtol=1e-10, ftol=1e-10, gtol=1e-10, max_nfev=400)
+        values = {p.name: float(math.exp(xi)) for p, xi in zip(free, res.x)}
+        cost = float(res.cost)
+        new = ev.choices(values, protocols)
+        if new == choices:
+            break
+        choices = new
+    return values, cost
+
+
+def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world_sizes=None,
+        protocol_sets=PROTOCOL_SETS, engine_check: bool = True, data_files=(), fit_date: str | None = None,
+        gpus_range: tuple[int, int] = (2, 8)) -> FitResult:
+    """Fit ``transport_name``'s parameters on rows of ``train_world_sizes``; report the error on the others
+    (``heldout_world_sizes``, default every other world size in the data)."""
+    tr = transport(transport_name)
+    rows, skipped = rows_from(measurements, transport_name)
+    if not rows:
+        raise GpusimError("data", f"no usable measurement of transport '{transport_name}'")
+    have = sorted({r.n for r in rows})
+    train_ws = tuple(sorted(set(int(n) for n in train_world_sizes)))
+    missing = [n for n in train_ws if n not in have]
+    if missing or not train_ws:
+        raise GpusimError("train_world_sizes", f"no {transport_name} measurement on {missing or 'these'} ranks; "
+                                               f"the data has world sizes {have}")
+    held_ws = tuple(sorted(set(have) - set(train_ws))) if heldout_world_sizes is None else \
+        tuple(sorted(set(int(n) for n in heldout_world_sizes)))
+    if set(held_ws) & set(train_ws):
+        raise GpusimError("holdout", f"world sizes {sorted(set(held_ws) & set(train_ws))} are both trained on and "
+                                     "held back")
+    train = [r for r in rows if r.n in train_ws]
+    held = [r for r in rows if r.n in held_ws]
+    meas = np.array([r.time_s for r in train])
+    ev = Evaluator(tr, train)
+    start = {p.name: p.initial for p in tr.params}
+    floor = float(np.min(meas))
+    start["call_overhead_s"] = min(max(0.5 * floor, OVERHEAD.low * 10), OVERHEAD.high / 2)
+    best = None
+    for protocols in protocol_sets:
+        values, cost = _solve(ev, tr, protocols, start, meas)
+        if best is None or cost < best[1] - 1e-12:
+            best = (values, cost, tuple(protocols))
+    values, cost, protocols = best
+    ev.compile(ev.choices(values, protocols), values)
+    sim_train = ev.times(values)
+    lo_gpus, hi_gpus = gpus_range
+    default_gpus = train_ws[-1] if lo_gpus <= train_ws[-1] <= hi_gpus else lo_gpus
+    result = FitResult(tr, values, protocols, train_ws, held_ws, summarise(train, sim_train), {}, len(train),
+                       len(held), skipped, cost, train_rows=train, heldout_rows=held)
+    preset = tr.calibrated(values, protocols, gpus=(default_gpus, lo_gpus, hi_gpus))
+    if held:
+        result.heldout = summarise(held, simulate(held, lambda n: preset.cluster(n), engine=False))
+    if engine_check:
+        engine = simulate(train, lambda n: preset.cluster(n), engine=True)
+        result.engine_check_rel = float(np.max(np.abs(engine - sim_train) / sim_train))
+    result.preset = replace(preset, provenance=provenance(result, data_files, fit_date))
+    return result
+
+
+def provenance(result: FitResult, data_files=(), fit_date: str | None = None) -> dict:
+    """What a preset file records about its fit."""
+
+    def block(world_sizes, summary, rows):
+        allb = summary.get("all", {})
+        out = {"world_sizes": list(world_sizes), "rows": rows}
+        if allb:
+            out.update(median_rel_error=round(allb["median_rel_error"], 4),
+                       p90_rel_error=round(allb["p90_rel_error"], 4))
+        out["bands"] = {k: {kk: (round(vv, 4) if isinstance(vv, float) else vv) for kk, vv in v.items()}
+                        for k, v in summary.items() if k != "all"}
+        return out
+
+    prov = {"data": [str(f) for f in data_files],
+            "fit_date": fit_date or datetime.date.today().isoformat(),
+            "gpusim_version": __version__,
+            "method": "least squares on log time (scipy least_squares, soft-L1), Collectives.estimate per row",
+            "train": block(result.train_world_sizes, result.train, result.rows_train)}
+    if result.rows_heldout:
+        prov["heldout"] = block(result.heldout_world_sizes, result.heldout, result.rows_heldout)
+    if math.isfinite(result.engine_check_rel):
+        prov["engine_vs_estimate_max_rel"] = float(f"{result.engine_check_rel:.3g}")
+    return prov
+
+
+def describe(result: FitResult) -> list[tuple[str, str]]:
+    """(name, value with unit) of each fitted parameter, then the protocols the tuner may use."""
+    rows = [(p.name, p.show(result.values[p.name])) for p in result.transport.params]
+    rows.append(("allowed_protocols", ",".join(result.protocols)))
+    return rows

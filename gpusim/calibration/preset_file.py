@@ -1,0 +1,357 @@
+"""Calibrated presets: a topology builder, link overrides and cost-model fields fitted to measured NCCL times.
+
+One YAML file per preset in ``gpusim/presets/`` (written by ``gpusim calibrate``; the file's stem is the preset
+name)::
+
+    format: gpusim-calibrated-preset/1
+    description: 8x H200 SXM on NVSwitch ...
+    transport: nvlink
+    topology:
+      builder: nvswitch_server              # one of BUILDERS
+      gpus_argument: gpus                   # the builder argument that takes the GPU count
+      arguments: {nvlink: nvlink4, nvlinks: 18}
+    gpus: {default: 4, min: 2, max: 8}      # ranks the fit covered; a spec may pick gpus=N inside this range
+    links:                                  # per link technology: bandwidth (raw, per direction), efficiency, latency
+      nvlink4: {efficiency: 0.66}
+    cost_model: {arch: hopper, channels: 24, call_overhead: 21.5 us, step_latency_scale: 1.3}
+    provenance: {data: [...], fit_date: ..., train: {...}, heldout: {...}}
+
+Quantities carry units (``"21.5 us"``, ``"4.2 GB/s"``) and are parsed once here; a builder argument whose Python
+name ends in ``_Bps``/``_s``/``_m`` is written without that suffix and with a unit. Every error names the file and
+the field.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import networkx as nx
+import yaml
+
+from gpusim import units
+from gpusim.collectives.cost_model import PROTOCOLS, CostModel
+from gpusim.errors import GpusimError, unknown
+from gpusim.links import technology as tech
+from gpusim.presets import Cluster
+from gpusim.topology import builders as b
+
+FORMAT = "gpusim-calibrated-preset/1"
+BUILDERS = {"nvswitch_server": b.nvswitch_server, "pcie_box": b.pcie_box, "cluster": b.cluster}
+_UNIT_SUFFIX = {"_Bps": units.bandwidth, "_s": units.time, "_m": units.length}
+_TOP_KEYS = ("format", "description", "transport", "topology", "gpus", "links", "cost_model", "provenance")
+_LINK_FIELDS = ("bandwidth", "efficiency", "latency")
+
+
+def _positive_real(v, path: str, high: float = math.inf) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v <= high) or not math.isfinite(v):
+        limit = f" and at most {high:g}" if math.isfinite(high) else ""
+        raise GpusimError(path, f"expected a positive number{limit}, got {v!r}")
+    return float(v)
+
+
+def _non_negative_real(v, path: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v >= 0) or not math.isfinite(v):
+        raise GpusimError(path, f"expected a non-negative number, got {v!r}")
+    return float(v)
+
+
+def _int(v, path: str, low: int = 1, high: int | None = None) -> int:
+    text = str(v).strip()
+    ok = not isinstance(v, bool) and (isinstance(v, int) or text.lstrip("+").isdigit())
+    if not ok or int(text) < low or (high is not None and int(text) > high):
+        rng = f"{low}..{high}" if high is not None else f">= {low}"
+        raise GpusimError(path, f"expected an integer {rng}, got {v!r}")
+    return int(text)
+
+
+def _protocols(v, path: str) -> tuple:
+    if isinstance(v, str) or not isinstance(v, (list, tuple)) or not v:
+        raise GpusimError(path, f"expected a non-empty list of protocols ({', '.join(PROTOCOLS)}), got {v!r}")
+    for i, p in enumerate(v):
+        if p not in PROTOCOLS:
+            raise unknown(f"{path}[{i}]", p, PROTOCOLS, "protocol")
+    return tuple(p for p in PROTOCOLS if p in v)
+
+
+def _string(choices):
+    def parse(v, path):
+        if v not in choices:
+            raise unknown(path, v, choices, "value")
+        return v
+    return parse
+
+
+# cost_model key in YAML -> (CostModel field, parser, writer)
+_MODEL_FIELDS = {
+    "arch": ("arch", _string(("volta", "ampere", "hopper", "blackwell")), str),
+    "cpu": ("cpu", _string(("intel", "amd", "arm", "power")), str),
+    "tuner": ("tuner", _string(("nccl", "estimate")), str),
+    "channels": ("channels", lambda v, p: _int(v, p, 1, 64), int),
+    "call_overhead": ("call_overhead_s", units.time, lambda x: f"{x * 1e6:.6g} us"),
+    "step_latency_scale": ("step_latency_scale", _non_negative_real, lambda x: float(f"{x:.6g}")),
+    "base_latency_scale": ("base_latency_scale", _non_negative_real, lambda x: float(f"{x:.6g}")),
+    "allowed_protocols": ("allowed_protocols", _protocols, list),
+}
+
+
+def _link_field(name: str, v, path: str) -> float:
+    if name == "bandwidth":
+        return units.bandwidth(v, path, allow_zero=False)
+    if name == "latency":
+        return units.time(v, path)
+    return _positive_real(v, path, high=1.0)
+
+
+def _write_link_field(name: str, x: float):
+    if name == "bandwidth":
+        return f"{x / 1e9:.6g} GB/s"
+    if name == "latency":
+        return f"{x * 1e6:.6g} us"
+    return float(f"{x:.6g}")
+
+
+def _builder_param(builder, key: str, path: str, accepted: list[str]) -> tuple[str, object]:
+    """(Python argument name, unit parser or None) for a YAML argument key of ``builder``."""
+    params = inspect.signature(builder).parameters
+    for suffix, parser in _UNIT_SUFFIX.items():
+        if key + suffix in params:
+            return key + suffix, parser
+    if key in params and key not in ("path", "name"):
+        return key, None
+    raise unknown(path, key, accepted, "builder argument")
+
+
+def _yaml_arguments(builder) -> list[str]:
+    """Builder arguments as written in YAML (unit suffixes dropped)."""
+    out = []
+    for name in inspect.signature(builder).parameters:
+        if name in ("path", "name"):
+            continue
+        for suffix in _UNIT_SUFFIX:
+            if name.endswith(suffix):
+                name = name[: -len(suffix)]
+                break
+        out.append(name)
+    return out
+
+
+@dataclass
+class CalibratedPreset:
+    """A calibrated preset in SI units: what the YAML file holds."""
+
+    name: str
+    description: str
+    transport: str
+    builder: str
+    gpus_argument: str
+    arguments: dict                     # Python builder argument name -> value (SI)
+    gpus_default: int
+    gpus_min: int
+    gpus_max: int
+    links: dict = field(default_factory=dict)        # technology -> {bandwidth_Bps, efficiency, latency_s}
+    model: dict = field(default_factory=dict)        # CostModel field -> value
+    provenance: dict = field(default_factory=dict)
+    source_path: str = ""
+
+    # -- building ---------------------------------------------------------------------------------------------
+    def graph(self, gpus: int) -> nx.DiGraph:
+        """The topology for ``gpus`` GPUs with the fitted link overrides applied."""
+        where = f"{self.source_path or self.name}:topology.arguments"
+        g = BUILDERS[self.builder](**{**self.arguments, self.gpus_argument: gpus}, name=self.name, path=where)
+        apply_links(g, self.links, f"{self.source_path or self.name}:links")
+        return g
+
+    def cost_model(self) -> CostModel:
+        return CostModel.nccl(**{k: v for k, v in self.model.items() if k not in ("arch", "channels")},
+                              arch=self.model.get("arch", "hopper"),
+                              channels=self.model.get("channels", 16)).validate(
+            f"{self.source_path or self.name}:cost_model")
+
+    def cluster(self, gpus: int | None = None, spec: str = "") -> Cluster:
+        n = self.gpus_default if gpus is None else gpus
+        return Cluster(self.name, self.graph(n), self.cost_model(), spec=spec or f"{self.name}:gpus={n}",
+                       params={"gpus": n})
+
+    # -- YAML -------------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        builder = BUILDERS[self.builder]
+        args = {}
+        for name, value in self.arguments.items():
+            key = name
+            for suffix in _UNIT_SUFFIX:
+                if name.endswith(suffix) and name[: -len(suffix)] in _yaml_arguments(builder):
+                    key = name[: -len(suffix)]
+                    value = {"_Bps": lambda x: f"{x / 1e9:.6g} GB/s", "_s": lambda x: f"{x * 1e6:.6g} us",
+                             "_m": lambda x: f"{x:.6g} m"}[suffix](value)
+                    break
+            args[key] = value
+        links = {t: {f: _write_link_field(f, fields[_SI_LINK[f]]) for f in _LINK_FIELDS if _SI_LINK[f] in fields}
+                 for t, fields in self.links.items()}
+        model = {}
+        for key, (attr, _, write) in _MODEL_FIELDS.items():
+            if attr in self.model:
+                model[key] = write(self.model[attr])
+        return {"format": FORMAT, "description": self.description, "transport": self.transport,
+                "topology": {"builder": self.builder, "gpus_argument": self.gpus_argument, "arguments": args},
+                "gpus": {"default": self.gpus_default, "min": self.gpus_min, "max": self.gpus_max},
+                "links": links, "cost_model": model, "provenance": self.provenance}
+
+    def to_yaml(self) -> str:
+        head = (f"# Calibrated preset '{self.name}': written by `gpusim calibrate` from measured NCCL times.\n"
+                f"# Use it as --cluster {self.name} or {self.name}:gpus=N ({self.gpus_min}..{self.gpus_max}).\n")
+        return head + yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, width=110)
+
+
+_SI_LINK = {"bandwidth": "bandwidth_Bps", "efficiency": "efficiency", "latency": "latency_s"}
+
+
+def apply_links(g: nx.DiGraph, links: dict, path: str = "links") -> None:
+    """Replace bandwidth/efficiency/latency of every edge of each named technology (an unused one is an error)."""
+    present = sorted({d["technology"] for _, _, d in g.edges(data=True)})
+    for techname, fields in links.items():
+        if techname not in present:
+            raise GpusimError(f"{path}.{techname}", f"this topology has no link of technology '{techname}'"
+                                                    f"{_did_you_mean(techname, present)}; it has: {', '.join(present)}")
+        for _, _, d in g.edges(data=True):
+            if d["technology"] == techname:
+                d.update(fields)
+
+
+def _did_you_mean(word, choices):
+    from gpusim.errors import did_you_mean
+    return did_you_mean(word, choices)
+
+
+def _mapping(v, path: str) -> dict:
+    if not isinstance(v, dict):
+        raise GpusimError(path, f"expected a mapping, got {type(v).__name__} {v!r}")
+    return v
+
+
+def _check_keys(d: dict, allowed, prefix: str, what: str) -> None:
+    """Unknown keys of ``d`` are errors at ``prefix + key``."""
+    for key in d:
+        if key not in allowed:
+            raise unknown(f"{prefix}{key}", key, allowed, what)
+
+
+def parse(doc, name: str, where: str) -> CalibratedPreset:
+    """A :class:`CalibratedPreset` from the parsed YAML mapping ``doc``; ``where`` prefixes error paths."""
+    doc = _mapping(doc, where)
+    _check_keys(doc, _TOP_KEYS, where + ":", "top-level key")
+    p = lambda key: f"{where}:{key}"  # noqa: E731
+    for key in ("format", "topology", "gpus", "cost_model"):
+        if key not in doc:
+            raise GpusimError(p(key), "missing (a calibrated preset needs format, topology, gpus and cost_model)")
+    if doc["format"] != FORMAT:
+        raise GpusimError(p("format"), f"expected '{FORMAT}', got {doc['format']!r}")
+    topo = _mapping(doc["topology"], p("topology"))
+    _check_keys(topo, ("builder", "gpus_argument", "arguments"), p("topology."), "topology key")
+    builder_name = topo.get("builder")
+    if builder_name not in BUILDERS:
+        raise unknown(p("topology.builder"), builder_name, BUILDERS, "topology builder")
+    builder = BUILDERS[builder_name]
+    accepted = _yaml_arguments(builder)
+    gpus_arg = topo.get("gpus_argument", "gpus")
+    if gpus_arg not in inspect.signature(builder).parameters:
+        raise unknown(p("topology.gpus_argument"), gpus_arg, accepted, f"argument of {builder_name}")
+    arguments = {}
+    for key, value in _mapping(topo.get("arguments", {}) or {}, p("topology.arguments")).items():
+        fpath = p(f"topology.arguments.{key}")
+        pyname, parser = _builder_param(builder, key, fpath, accepted)
+        if pyname == gpus_arg:
+            raise GpusimError(fpath, f"the GPU count is set by gpus.default and the spec (gpus=N), not here")
+        arguments[pyname] = parser(value, fpath) if parser else value
+    gpus = _mapping(doc["gpus"], p("gpus"))
+    _check_keys(gpus, ("default", "min", "max"), p("gpus."), "gpus key")
+    lo = _int(gpus.get("min", 2), p("gpus.min"), 1)
+    hi = _int(gpus.get("max", lo), p("gpus.max"), lo)
+    default = _int(gpus.get("default", lo), p("gpus.default"), lo, hi)
+    links = {}
+    for techname, fields in _mapping(doc.get("links", {}) or {}, p("links")).items():
+        if techname not in tech.TECHNOLOGIES:
+            raise unknown(p(f"links.{techname}"), techname, tech.TECHNOLOGIES, "link technology")
+        fields = _mapping(fields, p(f"links.{techname}"))
+        _check_keys(fields, _LINK_FIELDS, p(f"links.{techname}."), "link field")
+        links[techname] = {_SI_LINK[f]: _link_field(f, v, p(f"links.{techname}.{f}")) for f, v in fields.items()}
+    model = {}
+    for key, value in _mapping(doc["cost_model"], p("cost_model")).items():
+        if key not in _MODEL_FIELDS:
+            raise unknown(p(f"cost_model.{key}"), key, _MODEL_FIELDS, "cost-model field")
+        attr, parser, _ = _MODEL_FIELDS[key]
+        model[attr] = parser(value, p(f"cost_model.{key}"))
+    provenance = _mapping(doc.get("provenance", {}) or {}, p("provenance"))
+    description = doc.get("description", "")
+    if not isinstance(description, str):
+        raise GpusimError(p("description"), f"expected text, got {description!r}")
+    transport = doc.get("transport", "")
+    if not isinstance(transport, str):
+        raise GpusimError(p("transport"), f"expected text, got {transport!r}")
+    preset = CalibratedPreset(name, description, transport, builder_name, gpus_arg, arguments, default, lo, hi,
+                              links, model, provenance, source_path=where)
+    preset.cost_model()  # validates the model fields together
+    preset.graph(default)  # validates builder arguments and that every overridden technology exists
+    return preset
+
+
+def read(path: str | Path) -> CalibratedPreset:
+    """Read and validate a calibrated preset file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise GpusimError(str(path), f"cannot read calibrated preset: {exc.strerror or exc}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise GpusimError(str(path), f"not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    return parse(doc, path.stem, path.name)
+
+
+def write(preset: CalibratedPreset, path: str | Path) -> Path:
+    """Write ``preset`` as YAML (read back and validated, so a file that is written also loads)."""
+    path = Path(path)
+    text = preset.to_yaml()
+    parse(yaml.safe_load(text), path.stem, path.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _spec_gpus(preset: CalibratedPreset, raw_params: dict, field_path: str) -> int:
+    for key in raw_params:
+        if key != "gpus":
+            raise unknown(f"{field_path}.{key}", key, ["gpus"], f"parameter of '{preset.name}'")
+    if "gpus" not in raw_params:
+        return preset.gpus_default
+    n = _int(raw_params["gpus"], f"{field_path}.gpus", 1)
+    if not preset.gpus_min <= n <= preset.gpus_max:
+        raise GpusimError(f"{field_path}.gpus", f"'{preset.name}' is calibrated for {preset.gpus_min}..{preset.gpus_max}"
+                                                f" GPUs, got {n}")
+    return n
+
+
+def load_calibrated(path: str | Path, raw_params: dict, field_path: str = "cluster") -> Cluster:
+    """The cluster a calibrated preset file describes, with spec parameters (``{'gpus': '4'}``) applied."""
+    preset = read(path)
+    n = _spec_gpus(preset, raw_params or {}, field_path)
+    spec = preset.name + (f":gpus={n}" if raw_params else "")
+    return preset.cluster(n, spec)
+
+
+def describe_calibrated(name: str, path: str | Path) -> dict:
+    """A ``presets.describe`` row for a calibrated preset, with ``calibrated: True`` and its held-back error."""
+    preset = read(path)
+    prov = preset.provenance
+    data = prov.get("data") or []
+    source = (f"fitted {prov.get('fit_date', '?')} to {', '.join(map(str, data)) or 'measurements'}"
+              + (f" (NCCL {prov['nccl_version']})" if prov.get("nccl_version") else ""))
+    err = prov.get("heldout") or prov.get("train") or {}
+    return {"name": name, "description": preset.description, "source": source,
+            "params": {"gpus": preset.gpus_default}, "calibrated": True,
+            "gpus_range": [preset.gpus_min, preset.gpus_max],
+            "error": {k: err[k] for k in ("world_sizes", "median_rel_error", "p90_rel_error", "rows") if k in err}}
