@@ -187,6 +187,21 @@ def summarise(rows: list[Row], sim_s: np.ndarray) -> dict:
     return out
 
 
+def error_groups(rows: list[Row], sim_s: np.ndarray, by=("op", "variant")) -> list[dict]:
+    """:func:`summarise` per group of rows sharing the attributes ``by``, one dict per (group, size band)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(tuple(getattr(r, k) for k in by), []).append(i)
+    out = []
+    for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
+        idx = groups[key]
+        stats = summarise([rows[i] for i in idx], np.asarray(sim_s)[idx])
+        for band, s in stats.items():
+            if band != "all":
+                out.append({**dict(zip(by, key)), "band": band, **s})
+    return out
+
+
 # -- simulation of measured rows ------------------------------------------------------------------------------------
 
 def simulate(rows: list[Row], cluster_for: Callable[[int], Cluster], engine: bool = True) -> np.ndarray:

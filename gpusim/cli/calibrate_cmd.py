@@ -1,0 +1,137 @@
+"""``gpusim calibrate``: fit one transport's model parameters to measured NCCL times and write a calibrated preset.
+
+Example: ``gpusim calibrate validation/data/h200/collectives.csv --transport nvlink -o gpusim/presets/h200-nvlink.yaml``.
+Method and results: docs/validation.md.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from gpusim.calibration import fit, preset_file
+from gpusim.errors import GpusimError
+
+
+def add_parser(sub):
+    p = sub.add_parser("calibrate", help="fit model parameters of one transport to measured NCCL times",
+                       description="Fit call overhead, per-step latency scale and the bottleneck link's bandwidth of "
+                                   "one NCCL transport (nvlink, pcie_shm, socket) to measured times by least squares "
+                                   "on log time, on the training world sizes; report the error on the held-back "
+                                   "ones; write a calibrated preset YAML.")
+    p.add_argument("data", nargs="+", metavar="DATA",
+                   help="measurements: the harness CSV (validation/collect.py) or nccl-tests output (text or JSON)")
+    p.add_argument("-o", "--output", required=True, metavar="PRESET.yaml",
+                   help="calibrated preset to write; its file name (without .yaml) is the preset name")
+    p.add_argument("--transport", default=None,
+                   help=f"{', '.join(fit.TRANSPORTS)} (default: the only one in the data)")
+    p.add_argument("--train-world-sizes", default="4", metavar="N[,N...]",
+                   help="world sizes to fit on (default 4)")
+    p.add_argument("--holdout", default=None, metavar="N[,N...]",
+                   help="world sizes to hold back and report the error on (default: every other one in the data)")
+    p.add_argument("--protocols", default="search", metavar="P[,P...]|search",
+                   help="protocols NCCL's tuner may pick, e.g. LL,Simple; 'search' (default) keeps the set that "
+                        "fits the training data best")
+    p.add_argument("--gpus", default="2..8", metavar="LO..HI", help="GPU counts the preset accepts (default 2..8)")
+    p.add_argument("--nccl-tests-transport", default=None, metavar="T",
+                   help="transport of nccl-tests logs, which do not record it (default: --transport)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    return p
+
+
+def _ints(text: str, path: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(x) for x in str(text).split(",") if x.strip())
+    except ValueError:
+        raise GpusimError(path, f"expected comma-separated world sizes such as 4 or 2,4, got {text!r}") from None
+    if not out or min(out) < 2:
+        raise GpusimError(path, f"expected world sizes of at least 2, got {text!r}")
+    return out
+
+
+def _range(text: str, path: str) -> tuple[int, int]:
+    lo, sep, hi = str(text).partition("..")
+    try:
+        a, b = int(lo), int(hi if sep else lo)
+    except ValueError:
+        raise GpusimError(path, f"expected LO..HI such as 2..8, got {text!r}") from None
+    if not 1 <= a <= b:
+        raise GpusimError(path, f"expected 1 <= LO <= HI, got {text!r}")
+    return a, b
+
+
+def read_data(paths, transport: str | None = None) -> list:
+    """Measurement records from harness CSV files and nccl-tests logs (the parser module reads the latter)."""
+    from gpusim.calibration import measurements
+    out = []
+    for p in paths:
+        path = Path(p)
+        if not path.is_file():
+            raise GpusimError(str(p), "no such measurement file")
+        if path.suffix.lower() == ".csv":
+            out.extend(measurements.load_csv(path))
+        else:
+            from gpusim.calibration import nccl_tests
+            out.extend(nccl_tests.load(path, transport=transport))
+    return out
+
+
+def _protocol_sets(text: str):
+    if text == "search":
+        return fit.PROTOCOL_SETS
+    chosen = tuple(x.strip() for x in text.split(",") if x.strip())
+    for p in chosen:
+        if p not in fit.PROTOCOLS:
+            from gpusim.errors import unknown
+            raise unknown("--protocols", p, [*fit.PROTOCOLS, "search"], "protocol")
+    return (tuple(p for p in fit.PROTOCOLS if p in chosen),)
+
+
+def run(args) -> int:
+    train_ws = _ints(args.train_world_sizes, "--train-world-sizes")
+    held_ws = _ints(args.holdout, "--holdout") if args.holdout else None
+    gpus = _range(args.gpus, "--gpus")
+    protocol_sets = _protocol_sets(args.protocols)
+    if args.transport is not None:
+        fit.transport(args.transport, "--transport")
+    out = Path(args.output)
+    if out.suffix not in (".yaml", ".yml"):
+        raise GpusimError("--output", f"expected a .yaml file name, got '{args.output}'")
+    data = read_data(args.data, args.nccl_tests_transport or args.transport)
+    have = sorted({m.transport for m in data})
+    name = args.transport
+    if name is None:
+        if len(have) != 1:
+            raise GpusimError("--transport", f"the data holds transports {', '.join(have) or 'none'}; pick one")
+        name = have[0]
+    result = fit.fit(data, name, train_ws, held_ws, protocol_sets=protocol_sets, data_files=args.data,
+                     fit_date=datetime.date.today().isoformat(), gpus_range=gpus)
+    preset = replace(result.preset, name=out.stem)
+    preset_file.write(preset, out)
+    if args.format == "json":
+        print(json.dumps({"transport": name, "preset": str(out), "values": result.values,
+                          "allowed_protocols": list(result.protocols), "train": result.train,
+                          "heldout": result.heldout, "rows": {"train": result.rows_train,
+                                                              "heldout": result.rows_heldout,
+                                                              "skipped": result.rows_skipped},
+                          "engine_vs_estimate_max_rel": result.engine_check_rel}, indent=1))
+        return 0
+    print(f"# gpusim calibrate: {name}, {result.rows_train} training rows (world sizes "
+          f"{','.join(map(str, result.train_world_sizes))}), {result.rows_heldout} held back"
+          f"{' (' + ','.join(map(str, result.heldout_world_sizes)) + ')' if result.rows_heldout else ''}, "
+          f"{result.rows_skipped} skipped")
+    print("fitted parameters:")
+    for key, value in fit.describe(result):
+        print(f"  {key:<24} {value}")
+    print("relative error of time |t_sim - t_meas| / t_meas:")
+    print(f"  {'set':<9} {'band':<7} {'rows':>5} {'median':>7} {'p90':>7} {'bias':>7}")
+    for label, summary in (("train", result.train), ("held-back", result.heldout)):
+        for band, s in summary.items():
+            print(f"  {label:<9} {band:<7} {s['rows']:>5} {s['median_rel_error']:>7.1%} {s['p90_rel_error']:>7.1%} "
+                  f"{s['bias']:>+7.1%}")
+    if not result.rows_heldout:
+        print("  (no held-back rows: the data has no other world size)")
+    print(f"engine check: max |measure - estimate| / estimate on training rows = {result.engine_check_rel:.2g}")
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,105 @@
+"""``gpusim validate``: simulate every measured NCCL call on its transport's calibrated preset and report the error.
+
+Example: ``gpusim validate -o out/validation`` (the committed H200 data against h200-nvlink, h200-pcie-shm and
+h200-socket). Writes ``validation.json`` and ``busbw_<transport>.png`` under the output folder. docs/validation.md.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from gpusim import presets
+from gpusim.calibration import fit, preset_file
+from gpusim.cli.calibrate_cmd import read_data
+from gpusim.errors import GpusimError
+from gpusim.report import validation as report
+
+DEFAULT_DATA = Path("validation") / "data" / "h200"
+
+
+def add_parser(sub):
+    p = sub.add_parser("validate", help="compare simulated and measured NCCL times on the calibrated presets",
+                       description="Simulate each measured collective on its transport's calibrated preset (the "
+                                   "event engine, each call alone) and report median and p90 relative error of time "
+                                   "per operation and size band (<1MiB, >=1MiB), as a table, JSON and busbw figures.")
+    p.add_argument("data", nargs="*", metavar="DATA",
+                   help=f"measurement files (default: the CSV files in {DEFAULT_DATA})")
+    p.add_argument("-o", "--output", default="out/validation", metavar="DIR",
+                   help="folder for validation.json and the figures (default out/validation)")
+    p.add_argument("--preset", action="append", default=[], metavar="TRANSPORT=PRESET",
+                   help="preset (name or YAML file) to check a transport against, e.g. nvlink=my.yaml "
+                        "(default: the transport's calibrated preset)")
+    p.add_argument("--estimate", action="store_true",
+                   help="use the closed-form estimate instead of the event engine (same result uncontended, faster)")
+    p.add_argument("--no-figures", action="store_true", help="write only the JSON")
+    return p
+
+
+def _default_data() -> list[Path]:
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        files = sorted((root / DEFAULT_DATA).glob("*.csv"))
+        if files:
+            return files
+    raise GpusimError("DATA", f"no measurement given and no CSV in {DEFAULT_DATA}; name the files to validate")
+
+
+def _preset_choice(specs: list[str]) -> dict[str, str]:
+    out = {}
+    for item in specs:
+        t, eq, p = item.partition("=")
+        if not eq or not p:
+            raise GpusimError("--preset", f"expected TRANSPORT=PRESET such as nvlink=h200-nvlink, got {item!r}")
+        fit.transport(t.strip(), "--preset")
+        out[t.strip()] = p.strip()
+    return out
+
+
+def _cluster_for(spec: str):
+    if spec.endswith((".yaml", ".yml")):
+        preset = preset_file.read(spec)
+        return lambda n: preset.cluster(n)
+    return lambda n: presets.build(spec, "--preset", params={"gpus": n})
+
+
+def run(args) -> int:
+    chosen = _preset_choice(args.preset)
+    files = [Path(f) for f in args.data] if args.data else _default_data()
+    data = read_data(files)
+    transports = sorted({m.transport for m in data})
+    if not transports:
+        raise GpusimError("DATA", "no measurement rows in the data")
+    calibrated = presets.calibrated()
+    out = Path(args.output)
+    points, groups, summary, used = [], [], {}, {}
+    for t in transports:
+        if t not in fit.TRANSPORTS:
+            raise GpusimError("DATA", f"transport '{t}' has no model; known: {', '.join(fit.TRANSPORTS)}")
+        spec = chosen.get(t, fit.TRANSPORTS[t].preset)
+        if not spec.endswith((".yaml", ".yml")) and spec not in calibrated and spec not in presets.BUILTIN:
+            raise GpusimError("--preset", f"no preset '{spec}' for transport '{t}'; run gpusim calibrate first")
+        rows, skipped = fit.rows_from(data, t)
+        sim = fit.simulate(rows, _cluster_for(spec), engine=not args.estimate)
+        name = Path(spec).stem if spec.endswith((".yaml", ".yml")) else spec
+        used[t] = name
+        summary[t] = {"preset": name, "skipped": skipped, "bands": fit.summarise(rows, sim),
+                      "by_world_size": {str(n): fit.summarise([r for r in rows if r.n == n],
+                                                              sim[[r.n == n for r in rows]])
+                                        for n in sorted({r.n for r in rows})}}
+        for g in fit.error_groups(rows, sim):
+            groups.append({"transport": t, "preset": name, **g})
+        points += [{"transport": t, "preset": name, "op": r.op, "variant": r.variant, "n": r.n,
+                    "size_bytes": r.size_bytes, "measured_s": r.time_s, "simulated_s": float(s)}
+                   for r, s in zip(rows, sim)]
+    print(f"# gpusim validate: {len(points)} measured calls from {', '.join(str(f) for f in files)}")
+    print("# relative error of time |t_sim - t_meas| / t_meas (bias: median signed error, + = model slow)")
+    print(report.error_table(groups))
+    print()
+    for t, s in summary.items():
+        for band, b in s["bands"].items():
+            print(f"{t:<9} {s['preset']:<14} {band:<7} rows {b['rows']:>4}  median {b['median_rel_error']:>6.1%}  "
+                  f"p90 {b['p90_rel_error']:>6.1%}")
+    written = [report.write_json(out / "validation.json", [str(f) for f in files], used, groups, summary, points)]
+    if not args.no_figures:
+        for t in transports:
+            written.append(report.busbw_figure(t, used[t], points, out / f"busbw_{t}.png"))
+    print(f"wrote {', '.join(str(w) for w in written)}")
+    return 0
