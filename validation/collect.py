@@ -42,7 +42,7 @@ ALGOS = ("Ring", "Tree")
 PROTOS = ("LL", "LL128", "Simple")
 CSV_COLUMNS = (
     "machine", "transport", "world_size", "gpus", "op", "bytes", "count", "dtype", "algo", "proto", "in_place",
-    "time_us", "time_us_min", "time_us_max", "algbw_GBps", "busbw_GBps", "host_us", "trials", "iters",
+    "time_us", "time_us_min", "time_us_max", "algbw_GBps", "busbw_GBps", "host_us", "trials", "iters", "launch",
     "nccl_version", "torch_version",
 )
 COPY_COLUMNS = ("machine", "kind", "src", "dst", "bytes", "time_us", "time_us_min", "time_us_max", "GBps", "trials",
@@ -285,13 +285,18 @@ def _measure_group(torch, dist, args, pg, cg, n, rank, device, clock, transport,
         runner = _OpRunner(torch, dist, op, pg, n, rank, max(op_sizes), device)
         runner.check()
         t_prev, s_prev = None, None
+        graph_cap = parse_size(args.graph_max_bytes) if args.graph_max_bytes else -1
+        cuda_graph_ok = not args.dry_cpu
         for nbytes in op_sizes:
             if not runner.feasible(nbytes):
                 if rank == 0:
                     log(f"  skip {op} {nbytes} B on {n} ranks: not a whole float32 count per rank")
                 continue
             # decide on rank 0 from the previous size's time, before launching anything large
-            pred = 1e-4 if t_prev is None else t_prev * max(1.0, nbytes / s_prev)
+            # linear scaling from the last size, but no slower than 0.5 GB/s for the added bytes (a latency-bound
+            # last point would otherwise predict absurd times for a large jump in size)
+            pred = 1e-4 if t_prev is None else min(t_prev * max(1.0, nbytes / s_prev),
+                                                   t_prev + (nbytes - s_prev) / 0.5e9)
             est = pred * (3 + args.trials * max(args.min_iters, 1)) + 0.1
             verdict = torch.tensor([0.0])
             if rank == 0:
@@ -320,20 +325,37 @@ def _measure_group(torch, dist, args, pg, cg, n, rank, device, clock, transport,
             t_est = torch.tensor([clock.stop_s() / n_warm])
             dist.all_reduce(t_est, op=dist.ReduceOp.MAX, group=cg)
             iters = int(min(args.max_iters, max(args.min_iters, math.ceil(args.target_ms * 1e-3 / t_est.item()))))
+            launch_fn, launch = None, "eager"
+            if cuda_graph_ok and nbytes <= graph_cap:
+                iters = min(iters, args.graph_max_iters)
+                launch_fn = _capture(torch, fn, iters)
+                ok = torch.tensor([0.0 if launch_fn is None else 1.0])
+                dist.all_reduce(ok, op=dist.ReduceOp.MIN, group=cg)
+                if ok.item() == 1.0:
+                    launch = "cuda_graph"
+                    launch_fn()  # the first replay uploads the graph: keep it out of the timings
+                else:
+                    cuda_graph_ok = False  # capture failed on some rank: eager from here on, for this op
+                    if rank == 0:
+                        log(f"  cuda graph capture failed for {op} on {transport} n={n}; eager launches instead")
             trial_t, trial_h = [], []
             for _ in range(args.trials):
                 clock.sync()
                 dist.barrier(group=cg)
                 clock.start()
                 h0 = time.perf_counter()
-                for _ in range(iters):
-                    fn()
+                if launch == "cuda_graph":
+                    launch_fn()
+                else:
+                    for _ in range(iters):
+                        fn()
                 h1 = time.perf_counter()
                 t = clock.stop_s()
                 th = torch.tensor([t / iters, (h1 - h0) / iters])
                 dist.all_reduce(th, op=dist.ReduceOp.MAX, group=cg)
                 trial_t.append(th[0].item())
                 trial_h.append(th[1].item())
+            launch_fn = None
             t_med = statistics.median(trial_t)
             t_prev, s_prev = t_med, nbytes
             if rank == 0:
@@ -346,17 +368,46 @@ def _measure_group(torch, dist, args, pg, cg, n, rank, device, clock, transport,
                     "time_us": f"{t_med * 1e6:.3f}", "time_us_min": f"{min(trial_t) * 1e6:.3f}",
                     "time_us_max": f"{max(trial_t) * 1e6:.3f}", "algbw_GBps": f"{algbw:.4f}",
                     "busbw_GBps": f"{busbw:.4f}", "host_us": f"{statistics.median(trial_h) * 1e6:.3f}",
-                    "trials": args.trials, "iters": iters, "nccl_version": nccl_version,
+                    "trials": args.trials, "iters": iters, "launch": launch, "nccl_version": nccl_version,
                     "torch_version": torch.__version__,
                 }
                 with open(out_csv, "a", newline="") as fh:
                     csv.DictWriter(fh, CSV_COLUMNS).writerow(row)
                 log(f"  {transport:8s} n={n} {op:14s} {algo:7s} {proto:6s} {nbytes:>11d} B "
-                    f"{t_med * 1e6:11.2f} us  busbw {busbw:8.2f} GB/s  iters {iters}")
+                    f"{t_med * 1e6:11.2f} us  busbw {busbw:8.2f} GB/s  iters {iters} {launch}")
         del runner
         if args.dry_cpu is False:
             torch.cuda.empty_cache()
     return False
+
+
+def _capture(torch, fn, iters):
+    """A CUDA graph of `iters` launches of fn, returned as its replay function; None if capture failed.
+
+    Replaying a graph launches the kernels back to back with no per-call PyTorch dispatch on the host, so small
+    messages are timed by the GPU, as nccl-tests times them, not by the host's launch rate.
+    """
+    try:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                fn()
+        torch.cuda.current_stream().wait_stream(side)
+        torch.cuda.synchronize()
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            for _ in range(iters):
+                fn()
+        torch.cuda.synchronize()
+        return g.replay
+    except Exception as e:  # noqa: BLE001 - any capture failure falls back to eager launches
+        log(f"  capture failed: {type(e).__name__}: {str(e)[:300]}")
+        try:
+            torch.cuda.synchronize()
+        except Exception:  # noqa: BLE001
+            pass
+        return None
 
 
 def _info_worker(args) -> int:
@@ -608,6 +659,9 @@ def main(argv=None) -> int:
                    help="all_reduce NCCL_ALGO/NCCL_PROTO pairs to force, e.g. Ring/LL,Tree/Simple; 'all' or 'none'")
     p.add_argument("--variant-transports", default="nvlink,pcie_shm")
     p.add_argument("--variant-max-bytes", default="", help="largest size for the forced variants (default: same)")
+    p.add_argument("--graph-max-bytes", default="",
+                   help="time sizes up to this by replaying a CUDA graph of the launches (default: never)")
+    p.add_argument("--graph-max-iters", type=int, default=1000)
     p.add_argument("--trials", type=int, default=3)
     p.add_argument("--warmup", type=int, default=20, help="most warm-up launches (fewer at large sizes, at least 1)")
     p.add_argument("--target-ms", type=float, default=25.0, help="timed loop length per trial")
@@ -730,7 +784,9 @@ def _drive(args, parser) -> int:
             wargv = ["--transport", t, "--csv", csv_path, "--deadline-epoch", str(deadline),
                      "--world-sizes", args.world_sizes, "--ops", args.ops,
                      "--sizes", ",".join(str(s) for s in sizes), "--max-bytes", str(cap),
-                     "--variants", ",".join(vs), "--variant-max-bytes", args.variant_max_bytes, "--trials", str(args.trials), "--warmup", str(args.warmup),
+                     "--variants", ",".join(vs), "--variant-max-bytes", args.variant_max_bytes,
+                     "--graph-max-bytes", args.graph_max_bytes, "--graph-max-iters", str(args.graph_max_iters),
+                     "--trials", str(args.trials), "--warmup", str(args.warmup),
                      "--target-ms", str(args.target_ms), "--min-iters", str(args.min_iters),
                      "--max-iters", str(args.max_iters), "--max-point-s", str(args.max_point_s),
                      "--machine", machine]
