@@ -18,7 +18,7 @@ from gpusim.topology.routing import Router
 class Fabric:
     """Graph + router + flow network on one simpy Environment."""
 
-    def __init__(self, g: nx.DiGraph, env: simpy.Environment | None = None, ecmp: bool = False):
+    def __init__(self, g: nx.DiGraph, env: simpy.Environment | None = None, ecmp: bool = True):
         self.g = g
         self.env = env or simpy.Environment()
         self.router = Router(g, ecmp=ecmp)

@@ -5,7 +5,7 @@ For a pair of GPUs, in order of preference (NCCL's P2P > SHM > NET, src/transpor
   2. PCIe peer-to-peer: through PCIe switches / root complexes that allow P2P (``p2p`` true);
   3. host memory: up to the shared host, through its memory (the ``memory`` self-loop), down again;
   4. network: to the nearest NIC over PCIe (GPUDirect RDMA), across switches/FSO terminals, down to the GPU.
-Graphs with ``routing: shortest`` (the analytical shapes) use plain fewest-hop paths instead.
+Graphs with ``routing: shortest`` (the analytical shapes) use one plain fewest-hop path instead.
 
 Network paths are computed once per pair of NIC attachment switches (cached); with ``ecmp`` a pair's flows are
 spread over all equal-cost paths by a deterministic hash of (source, destination, flow key). Links marked down
@@ -39,6 +39,7 @@ class Router:
         self._cache: dict[tuple, Path] = {}
         self._core_paths: dict[tuple[str, str], list[Path]] = {}
         self._attach: dict[str, tuple[str, Path]] = {}
+        self._core_graphs: dict[bool, nx.DiGraph] = {}
 
     # -- public -------------------------------------------------------------------------------------------
     def path(self, src: str, dst: str, key: int = 0) -> Path:
@@ -182,17 +183,25 @@ class Router:
         self._core_paths[(a, b)] = paths
         return paths
 
+    def _core_graph(self, allow_backup: bool) -> nx.DiGraph:
+        """The switches and FSO terminals with their usable links, as a small graph of its own (cached)."""
+        hit = self._core_graphs.get(allow_backup)
+        if hit is None:
+            g = self.g
+            hit = nx.DiGraph()
+            core = [n for n, d in g.nodes(data=True) if d["kind"] in _CORE_KINDS]
+            hit.add_nodes_from(core)
+            for u in core:
+                for v, d in g.adj[u].items():
+                    if (g.nodes[v]["kind"] in _CORE_KINDS and d.get("up", True)
+                            and (allow_backup or not d.get("backup", False))):
+                        hit.add_edge(u, v, cost=d.get("cost", 1.0))
+            self._core_graphs[allow_backup] = hit
+        return hit
+
     def _core_search(self, a: str, b: str, allow_backup: bool) -> list[Path]:
-        g = self.g
-
-        def edge_ok(u, v):
-            d = g.edges[u, v]
-            return (d.get("up", True) and (allow_backup or not d.get("backup", False))
-                    and g.nodes[u]["kind"] in _CORE_KINDS and g.nodes[v]["kind"] in _CORE_KINDS)
-
-        view = nx.subgraph_view(g, filter_edge=edge_ok)
         try:
-            return sorted(nx.all_shortest_paths(view, a, b, weight="cost"))
+            return sorted(nx.all_shortest_paths(self._core_graph(allow_backup), a, b, weight="cost"))
         except (nx.NetworkXNoPath, nx.NodeNotFound):
             return []
 
@@ -204,14 +213,12 @@ class Router:
         return up[:-1] + core + down[::-1][1:]
 
     def _shortest(self, src: str, dst: str, key: int) -> Path:
+        """One fewest-hop path (analytical shapes have one, or a mirror pair on even rings)."""
         view = nx.subgraph_view(self.g, filter_edge=lambda u, v: self.g.edges[u, v].get("up", True))
         try:
-            if not self.ecmp:
-                return nx.bidirectional_shortest_path(view, src, dst)
-            paths = sorted(nx.all_shortest_paths(view, src, dst))
+            return nx.bidirectional_shortest_path(view, src, dst)
         except nx.NetworkXNoPath:
             raise GpusimError("route", f"no path from '{src}' to '{dst}'") from None
-        return paths[_hash(src, dst, key) % len(paths)]
 
 
 def _hash(src: str, dst: str, key: int) -> int:
