@@ -372,7 +372,7 @@ def _measure_group(torch, dist, args, pg, cg, n, rank, device, clock, transport,
                     "torch_version": torch.__version__,
                 }
                 with open(out_csv, "a", newline="") as fh:
-                    csv.DictWriter(fh, CSV_COLUMNS).writerow(row)
+                    csv.DictWriter(fh, CSV_COLUMNS, lineterminator="\n").writerow(row)
                 log(f"  {transport:8s} n={n} {op:14s} {algo:7s} {proto:6s} {nbytes:>11d} B "
                     f"{t_med * 1e6:11.2f} us  busbw {busbw:8.2f} GB/s  iters {iters} {launch}")
         del runner
@@ -530,7 +530,7 @@ def _copy_worker(args) -> int:
             add("d2d_bidir", f"cuda:{i}", f"cuda:{j}", s, ts, it, False,
                 int(torch.cuda.can_device_access_peer(i, j)), moved=2 * s)
     with open(args.csv, "w", newline="") as fh:
-        w = csv.DictWriter(fh, COPY_COLUMNS)
+        w = csv.DictWriter(fh, COPY_COLUMNS, lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
     return 0
@@ -767,7 +767,7 @@ def _drive(args, parser) -> int:
     if not args.no_collectives:
         if not os.path.exists(csv_path):
             with open(csv_path, "w", newline="") as fh:
-                csv.DictWriter(fh, CSV_COLUMNS).writeheader()
+                csv.DictWriter(fh, CSV_COLUMNS, lineterminator="\n").writeheader()
         env_keep = re.compile(r"set by environment|NCCL version|Using network|via |Channel 00/|Trees|nvls|"
                               r"coll channels|[Ww][Aa][Rr][Nn]")
         for t in args.transports.split(","):

@@ -1,0 +1,280 @@
+"""Measured NCCL calls: one record type and the CSV file that holds them.
+
+A :class:`Measurement` is one timed collective: operation, world size, size in nccl-tests' convention (the total
+buffer for all_gather/reduce_scatter/all_to_all, see :mod:`gpusim.collectives.bus_bandwidth`), the time of one call,
+and how it ran (transport, forced NCCL_ALGO/NCCL_PROTO or ``default``). validation/collect.py writes the CSV on a
+GPU machine; :mod:`gpusim.calibration.nccl_tests` turns nccl-tests logs into the same records. The CSV schema is
+documented column by column in validation/README.md; inside, times are seconds (the file holds microseconds, as
+nccl-tests prints them).
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from gpusim.collectives.bus_bandwidth import busbw_factor as _busbw_factor
+from gpusim.collectives.bus_bandwidth import canonical_op as _canonical_op
+from gpusim.errors import GpusimError
+
+#: Operation names of the records (the collectives layer's names; aliases such as ``allreduce`` are accepted).
+OPS: tuple[str, ...] = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce", "all_to_all", "sendrecv")
+
+#: CSV columns, in file order. validation/collect.py writes the same columns except ``source``.
+CSV_COLUMNS: tuple[str, ...] = (
+    "machine", "transport", "world_size", "gpus", "op", "bytes", "count", "dtype", "algo", "proto", "in_place",
+    "time_us", "time_us_min", "time_us_max", "algbw_GBps", "busbw_GBps", "host_us", "trials", "iters", "launch",
+    "nccl_version", "torch_version", "source",
+)
+#: Columns a file must have; the others may be missing or empty.
+REQUIRED_COLUMNS: tuple[str, ...] = ("transport", "world_size", "op", "bytes", "time_us")
+
+_TRUE = {"1", "true", "yes", "y", "t"}
+_FALSE = {"0", "false", "no", "n", "f", ""}
+
+
+def canonical_op(name: str, path: str = "op") -> str:
+    """The record name of an operation (``AllReduce``, ``allreduce``, ``all_reduce_perf`` -> ``all_reduce``)."""
+    op = _canonical_op(name, path)
+    return "sendrecv" if op == "send_recv" else op
+
+
+def busbw_factor(op: str, world_size: int) -> float:
+    """nccl-tests' busbw/algbw factor: 2(n-1)/n all_reduce; (n-1)/n all_gather, reduce_scatter, all_to_all; else 1."""
+    return _busbw_factor(canonical_op(op), world_size)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measured collective call: ``time_s`` for ``size_bytes`` (nccl-tests' size) on ``world_size`` ranks.
+
+    ``algo``/``proto`` are the forced NCCL_ALGO/NCCL_PROTO, or ``default`` when NCCL chose. ``busbw_GBps`` and
+    ``algbw_GBps`` are as reported (None when the source gave none); :attr:`algbw_Bps` recomputes from size and time.
+    The remaining fields are provenance, optional.
+    """
+
+    op: str
+    world_size: int
+    size_bytes: int
+    time_s: float
+    transport: str
+    algo: str = "default"
+    proto: str = "default"
+    busbw_GBps: float | None = None
+    algbw_GBps: float | None = None
+    in_place: bool = False
+    source: str = ""
+    machine: str = ""
+    gpus: str = ""
+    count: int | None = None
+    dtype: str = ""
+    time_min_s: float | None = None
+    time_max_s: float | None = None
+    host_s: float | None = None
+    trials: int | None = None
+    iters: int | None = None
+    launch: str = ""
+    nccl_version: str = ""
+    torch_version: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "op", canonical_op(self.op, "Measurement.op"))
+        if isinstance(self.world_size, bool) or not isinstance(self.world_size, int) or self.world_size < 1:
+            raise GpusimError("Measurement.world_size", f"expected an integer >= 1, got {self.world_size!r}")
+        if isinstance(self.size_bytes, bool) or not isinstance(self.size_bytes, int) or self.size_bytes < 0:
+            raise GpusimError("Measurement.size_bytes", f"expected an integer >= 0, got {self.size_bytes!r}")
+        if not _positive(self.time_s):
+            raise GpusimError("Measurement.time_s", f"expected a positive finite time in seconds, got {self.time_s!r}")
+        if not isinstance(self.transport, str) or not self.transport:
+            raise GpusimError("Measurement.transport", f"expected a transport name, got {self.transport!r}")
+
+    @property
+    def algbw_Bps(self) -> float:
+        """size / time, bytes per second (nccl-tests' algbw x 1e9)."""
+        return self.size_bytes / self.time_s
+
+    @property
+    def busbw_factor(self) -> float:
+        return busbw_factor(self.op, self.world_size)
+
+    @property
+    def host_bound(self) -> bool:
+        """True when the host's launch loop took about as long as the GPU (>= 90 %): the time is then the rate
+        at which the host issued calls, an upper bound on the collective's own time."""
+        return self.host_s is not None and self.host_s >= 0.9 * self.time_s
+
+
+def _positive(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+# -- reading --------------------------------------------------------------------------------------------------------
+
+class _Row:
+    """Typed access to one CSV row, raising GpusimError that names file, line and column."""
+
+    def __init__(self, where: str, line: int, row: dict):
+        self.where, self.line, self.row = where, line, row
+
+    def err(self, col: str, what: str) -> GpusimError:
+        got = self.row.get(col)
+        return GpusimError(f"{self.where}:{self.line}:{col}", f"expected {what}, got {got!r}")
+
+    def text(self, col: str, default: str = "") -> str:
+        v = self.row.get(col)
+        return default if v is None else v.strip()
+
+    def int_(self, col: str, lo: int, required: bool = False) -> int | None:
+        v = self.text(col)
+        if v == "":
+            if required:
+                raise self.err(col, f"an integer >= {lo}")
+            return None
+        try:
+            x = int(v)
+        except ValueError:
+            try:
+                f = float(v)
+            except ValueError:
+                raise self.err(col, f"an integer >= {lo}") from None
+            if not f.is_integer():
+                raise self.err(col, f"an integer >= {lo}")
+            x = int(f)
+        if x < lo:
+            raise self.err(col, f"an integer >= {lo}")
+        return x
+
+    def float_(self, col: str, positive: bool = False, required: bool = False) -> float | None:
+        what = "a positive finite number" if positive else "a finite number >= 0"
+        v = self.text(col)
+        if v == "":
+            if required:
+                raise self.err(col, what)
+            return None
+        try:
+            x = float(v)
+        except ValueError:
+            raise self.err(col, what) from None
+        if not math.isfinite(x) or x < 0 or (positive and x == 0):
+            raise self.err(col, what)
+        return x
+
+    def bool_(self, col: str) -> bool:
+        v = self.text(col).lower()
+        if v in _TRUE:
+            return True
+        if v in _FALSE:
+            return False
+        raise self.err(col, "0 or 1")
+
+
+def load_csv(path) -> list[Measurement]:
+    """The measurements in a CSV file of the schema in validation/README.md (what validation/collect.py writes).
+
+    Required columns: transport, world_size, op, bytes, time_us; the others may be absent or empty. Errors name the
+    file, line and column (``collectives.csv:12:time_us``) and what would be accepted.
+    """
+    p = Path(path)
+    where = str(path)
+    try:
+        fh = open(p, newline="", encoding="utf-8-sig")
+    except OSError as e:
+        raise GpusimError(where, f"cannot read the measurement file: {e.strerror or e}") from None
+    with fh:
+        try:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames
+            if not header:
+                raise GpusimError(where, "empty file: expected a CSV header with the columns "
+                                         f"{', '.join(CSV_COLUMNS)}")
+            header = [h.strip() for h in header]
+            reader.fieldnames = header
+            missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            if missing:
+                raise GpusimError(f"{where}:1", f"missing column(s) {', '.join(missing)}; the header has "
+                                                f"{', '.join(header)}; required: {', '.join(REQUIRED_COLUMNS)}")
+            out = []
+            for raw in reader:
+                line = reader.line_num
+                if None in raw:
+                    raise GpusimError(f"{where}:{line}", f"{len(header) + len(raw[None])} fields, the header has "
+                                                         f"{len(header)}")
+                if all((v or "").strip() == "" for v in raw.values()):
+                    continue
+                out.append(_measurement(_Row(where, line, raw), p.name))
+        except csv.Error as e:
+            raise GpusimError(where, f"not a readable CSV file: {e}") from None
+        except UnicodeDecodeError:
+            raise GpusimError(where, "not a text CSV file (not UTF-8)") from None
+    if not out:
+        raise GpusimError(where, "no measurement rows after the header")
+    return out
+
+
+def _measurement(r: _Row, name: str) -> Measurement:
+    op = r.text("op")
+    try:
+        op = canonical_op(op)
+    except GpusimError:
+        raise GpusimError(f"{r.where}:{r.line}:op", f"unknown operation {op!r}; accepted: {', '.join(OPS)}") from None
+    transport = r.text("transport")
+    if not transport:
+        raise r.err("transport", "a transport name such as nvlink, pcie_shm or socket")
+    t_us = r.float_("time_us", positive=True, required=True)
+    us = 1e-6
+    kw = {}
+    for col, key in (("time_us_min", "time_min_s"), ("time_us_max", "time_max_s"), ("host_us", "host_s")):
+        v = r.float_(col)
+        kw[key] = None if v is None else v * us
+    return Measurement(
+        op=op, world_size=r.int_("world_size", 1, required=True), size_bytes=r.int_("bytes", 0, required=True),
+        time_s=t_us * us, transport=transport, algo=r.text("algo") or "default", proto=r.text("proto") or "default",
+        busbw_GBps=r.float_("busbw_GBps"), algbw_GBps=r.float_("algbw_GBps"), in_place=r.bool_("in_place"),
+        source=r.text("source") or f"{name}:{r.line}", machine=r.text("machine"), gpus=r.text("gpus"),
+        count=r.int_("count", 0), dtype=r.text("dtype"), trials=r.int_("trials", 1), iters=r.int_("iters", 1),
+        launch=r.text("launch"), nccl_version=r.text("nccl_version"), torch_version=r.text("torch_version"), **kw)
+
+
+# -- writing --------------------------------------------------------------------------------------------------------
+
+def _num(x) -> str:
+    """A float as the shortest text that reads back to the same value after rounding to 1e-6 (µs -> ps)."""
+    if x is None:
+        return ""
+    return repr(round(float(x), 6))
+
+
+def to_row(m: Measurement) -> dict[str, str]:
+    """One measurement as a CSV row (times in microseconds, as in the file)."""
+    us = 1e6
+    return {
+        "machine": m.machine, "transport": m.transport, "world_size": str(m.world_size), "gpus": m.gpus,
+        "op": m.op, "bytes": str(m.size_bytes), "count": "" if m.count is None else str(m.count), "dtype": m.dtype,
+        "algo": m.algo, "proto": m.proto, "in_place": str(int(m.in_place)),
+        "time_us": _num(m.time_s * us), "time_us_min": _num(None if m.time_min_s is None else m.time_min_s * us),
+        "time_us_max": _num(None if m.time_max_s is None else m.time_max_s * us),
+        "algbw_GBps": _num(m.algbw_GBps), "busbw_GBps": _num(m.busbw_GBps),
+        "host_us": _num(None if m.host_s is None else m.host_s * us),
+        "trials": "" if m.trials is None else str(m.trials), "iters": "" if m.iters is None else str(m.iters),
+        "launch": m.launch, "nccl_version": m.nccl_version, "torch_version": m.torch_version, "source": m.source,
+    }
+
+
+def write_csv(path, rows) -> Path:
+    """Write measurements as CSV (the schema :func:`load_csv` reads); returns the path."""
+    rows = list(rows)
+    for i, m in enumerate(rows):
+        if not isinstance(m, Measurement):
+            raise GpusimError(f"rows[{i}]", f"expected a Measurement, got {type(m).__name__}")
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with open(p, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, CSV_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for m in rows:
+            w.writerow(to_row(m))
+    return p
+
+
+MEASUREMENT_FIELDS = tuple(f.name for f in fields(Measurement))
