@@ -222,14 +222,13 @@ def _measurement(r: _Row, name: str) -> Measurement:
     if not transport:
         raise r.err("transport", "a transport name such as nvlink, pcie_shm or socket")
     t_us = r.float_("time_us", positive=True, required=True)
-    us = 1e-6
     kw = {}
     for col, key in (("time_us_min", "time_min_s"), ("time_us_max", "time_max_s"), ("host_us", "host_s")):
         v = r.float_(col)
-        kw[key] = None if v is None else v * us
+        kw[key] = None if v is None else v / 1e6
     return Measurement(
         op=op, world_size=r.int_("world_size", 1, required=True), size_bytes=r.int_("bytes", 0, required=True),
-        time_s=t_us * us, transport=transport, algo=r.text("algo") or "default", proto=r.text("proto") or "default",
+        time_s=t_us / 1e6, transport=transport, algo=r.text("algo") or "default", proto=r.text("proto") or "default",
         busbw_GBps=r.float_("busbw_GBps"), algbw_GBps=r.float_("algbw_GBps"), in_place=r.bool_("in_place"),
         source=r.text("source") or f"{name}:{r.line}", machine=r.text("machine"), gpus=r.text("gpus"),
         count=r.int_("count", 0), dtype=r.text("dtype"), trials=r.int_("trials", 1), iters=r.int_("iters", 1),

@@ -1,0 +1,233 @@
+"""Measurement records and their CSV: validation, errors that name file/line/column, round trips, and the invariants
+the committed H200 measurements must hold (validation/data/h200)."""
+import csv
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from gpusim.calibration import measurements as M
+from gpusim.calibration.measurements import Measurement
+from gpusim.errors import GpusimError
+
+DATA = Path(__file__).resolve().parents[2] / "validation" / "data" / "h200"
+OPS6 = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "sendrecv")
+TRANSPORTS = ("nvlink", "pcie_shm", "socket")
+MiB, GiB = 1 << 20, 1 << 30
+
+
+def rec(**kw):
+    base = dict(op="all_reduce", world_size=4, size_bytes=1 << 20, time_s=30e-6, transport="nvlink")
+    return Measurement(**{**base, **kw})
+
+
+# -- the record -----------------------------------------------------------------------------------------------------
+
+def test_record_normalises_op_names_and_derives_bandwidth():
+    m = rec(op="AllReduce", size_bytes=1_000_000, time_s=10e-6)
+    assert m.op == "all_reduce"
+    assert m.algbw_Bps == pytest.approx(1e11)
+    assert m.busbw_factor == pytest.approx(1.5)
+    assert rec(op="send_recv").op == "sendrecv" and rec(op="alltoall").busbw_factor == pytest.approx(0.75)
+
+
+def test_host_bound_flag():
+    assert rec(time_s=30e-6, host_s=29e-6).host_bound
+    assert not rec(time_s=30e-6, host_s=5e-6).host_bound
+    assert not rec().host_bound
+
+
+@pytest.mark.parametrize("kw, field", [
+    ({"op": "all_reduse"}, "Measurement.op"),
+    ({"world_size": 0}, "Measurement.world_size"),
+    ({"world_size": True}, "Measurement.world_size"),
+    ({"world_size": 2.0}, "Measurement.world_size"),
+    ({"size_bytes": -1}, "Measurement.size_bytes"),
+    ({"time_s": 0.0}, "Measurement.time_s"),
+    ({"time_s": math.nan}, "Measurement.time_s"),
+    ({"time_s": -1e-6}, "Measurement.time_s"),
+    ({"transport": ""}, "Measurement.transport"),
+])
+def test_record_refuses_impossible_values(kw, field):
+    with pytest.raises(GpusimError) as e:
+        rec(**kw)
+    assert e.value.path == field
+
+
+# -- CSV ------------------------------------------------------------------------------------------------------------
+
+def test_write_then_load_gives_the_same_records(tmp_path):
+    rows = [rec(), rec(op="sendrecv", world_size=2, size_bytes=8, time_s=22.539e-6, busbw_GBps=0.0004,
+                       algbw_GBps=0.0004, in_place=True, algo="Ring", proto="LL", host_s=21.9e-6, time_min_s=21e-6,
+                       time_max_s=23e-6, trials=3, iters=751, launch="eager", gpus="0;1", count=2, dtype="float32",
+                       machine="h200x4", nccl_version="2.28.9", torch_version="2.11.0", source="run.csv:7")]
+    path = M.write_csv(tmp_path / "sub" / "m.csv", rows)
+    back = M.load_csv(path)
+    for a, b in zip(back, rows):     # microseconds in the file: equal to float rounding
+        for f in M.MEASUREMENT_FIELDS:
+            va, vb = getattr(a, f), getattr(b, f)
+            assert va == (pytest.approx(vb, rel=1e-12) if isinstance(vb, float) else vb) or f == "source", f
+    assert back[0].source == "m.csv:2" and back[1].source == "run.csv:7"    # no source given: file:line
+    assert M.load_csv(M.write_csv(tmp_path / "again.csv", back)) == back    # and from then on exactly
+    with open(path) as fh:
+        assert next(csv.reader(fh)) == list(M.CSV_COLUMNS)
+
+
+def test_minimal_csv_with_only_required_columns(tmp_path):
+    p = tmp_path / "min.csv"
+    p.write_text("transport,world_size,op,bytes,time_us\nsocket,2,AllGather,4096,71.5\n")
+    (m,) = M.load_csv(p)
+    assert (m.op, m.world_size, m.size_bytes, m.algo, m.proto, m.in_place) == ("all_gather", 2, 4096, "default",
+                                                                                 "default", False)
+    assert m.time_s == pytest.approx(71.5e-6) and m.busbw_GBps is None and m.source == "min.csv:2"
+
+
+HEADER = "transport,world_size,op,bytes,time_us,in_place\n"
+
+
+@pytest.mark.parametrize("body, where, message", [
+    ("nvlink,4,all_reduce,1024,abc,0\n", ":2:time_us", "positive finite number"),
+    ("nvlink,4,all_reduce,1024,0,0\n", ":2:time_us", "positive finite number"),
+    ("nvlink,4,all_reduce,1024,nan,0\n", ":2:time_us", "positive finite number"),
+    ("nvlink,4,all_reduce,1024,1.0,0\nnvlink,four,all_reduce,1024,1.0,0\n", ":3:world_size", "integer >= 1"),
+    ("nvlink,4,all_reduce,10.5,1.0,0\n", ":2:bytes", "integer >= 0"),
+    ("nvlink,4,all_reduce,1024,1.0,maybe\n", ":2:in_place", "0 or 1"),
+    ("nvlink,4,allreduse,1024,1.0,0\n", ":2:op", "unknown operation 'allreduse'"),
+    (",4,all_reduce,1024,1.0,0\n", ":2:transport", "transport name"),
+    ("nvlink,4,all_reduce,1024,1.0,0,extra\n", ":2", "7 fields, the header has 6"),
+    ("nvlink,4,all_reduce,1024\n", ":2:time_us", "positive finite number"),
+])
+def test_bad_rows_name_file_line_and_column(tmp_path, body, where, message):
+    p = tmp_path / "bad.csv"
+    p.write_text(HEADER + body)
+    with pytest.raises(GpusimError, match=message) as e:
+        M.load_csv(p)
+    assert e.value.path == f"{p}{where}"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty file"),
+    ("transport,world_size,op\nnvlink,2,all_reduce\n", "missing column"),
+    (HEADER, "no measurement rows"),
+    (HEADER + "\n\n", "no measurement rows"),
+])
+def test_bad_files(tmp_path, text, message):
+    p = tmp_path / "f.csv"
+    p.write_text(text)
+    with pytest.raises(GpusimError, match=message):
+        M.load_csv(p)
+
+
+def test_unreadable_or_binary_file(tmp_path):
+    with pytest.raises(GpusimError, match="cannot read"):
+        M.load_csv(tmp_path / "nope.csv")
+    p = tmp_path / "bin.csv"
+    p.write_bytes(b"\xff\xfe\x00\x81garbage")
+    with pytest.raises(GpusimError, match="not"):
+        M.load_csv(p)
+
+
+def test_write_refuses_other_objects(tmp_path):
+    with pytest.raises(GpusimError, match=r"rows\[1\]"):
+        M.write_csv(tmp_path / "x.csv", [rec(), {"op": "all_reduce"}])
+
+
+# -- the committed H200 measurements --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def h200():
+    return M.load_csv(DATA / "collectives.csv")
+
+
+def test_committed_csv_round_trips(h200, tmp_path):
+    assert M.load_csv(M.write_csv(tmp_path / "copy.csv", h200)) == h200
+
+
+def test_every_op_transport_and_world_size_is_there(h200):
+    have = {(m.transport, m.world_size, m.op) for m in h200 if m.algo == "default"}
+    assert have == {(t, n, op) for t in TRANSPORTS for n in (2, 4) for op in OPS6}
+    variants = {(m.transport, m.world_size, m.algo, m.proto) for m in h200 if m.algo != "default"}
+    assert variants == {(t, n, a, p) for t in ("nvlink", "pcie_shm") for n in (2, 4) for a in ("Ring", "Tree")
+                        for p in ("LL", "LL128", "Simple")}
+    assert {m.launch for m in h200} == {"eager"}
+    assert {m.gpus for m in h200 if m.world_size == 2} == {"0;1"}
+    assert {m.gpus for m in h200 if m.world_size == 4} == {"0;1;2;3"}
+    sizes = {m.size_bytes for m in h200 if m.transport == "nvlink" and m.op == "all_reduce"}
+    assert sizes == {1 << k for k in range(3, 33)}          # 8 B .. 4 GiB
+
+
+def test_bandwidth_columns_agree_with_size_time_and_factor(h200):
+    for m in h200:
+        f = m.busbw_factor
+        assert abs(m.busbw_GBps - m.algbw_GBps * f) <= 1e-4 * (1 + f), m.source
+        exact = m.size_bytes / m.time_s / 1e9
+        assert abs(m.algbw_GBps - exact) <= 5e-5 + exact * 5e-4 / (m.time_s * 1e6), m.source
+        assert m.time_min_s <= m.time_s <= m.time_max_s and m.trials >= 3 and m.iters >= 2, m.source
+
+
+def series(rows):
+    out = defaultdict(dict)
+    for m in rows:
+        out[(m.transport, m.world_size, m.op, m.algo, m.proto)][m.size_bytes] = m
+    return out
+
+
+def test_time_grows_with_size_at_large_sizes(h200):
+    for key, pts in series(h200).items():
+        big = sorted(s for s in pts if s >= 64 * MiB)
+        assert len(big) >= 4, key
+        times = [pts[s].time_s for s in big]
+        assert all(b > a for a, b in zip(times, times[1:])), key
+
+
+def test_nvlink_beats_socket_from_1_MiB_and_pcie_from_2_MiB(h200):
+    """At 1 MiB a 2-rank sendrecv on NVLink is still bound by the host's launch rate (host_us = time_us), so the
+    PCIe comparison starts one size later."""
+    s = series(h200)
+    for (t, n, op, algo, proto), pts in s.items():
+        if t != "nvlink" or algo != "default":
+            continue
+        for other, lo in (("socket", MiB), ("pcie_shm", 2 * MiB)):
+            theirs = s[(other, n, op, algo, proto)]
+            for size, m in pts.items():
+                if size >= lo:
+                    assert m.time_s < theirs[size].time_s, (op, n, size, other)
+
+
+def test_small_messages_are_host_bound_and_large_ones_are_not(h200):
+    """The eager harness times small calls at the host's launch rate (validation/README.md): nearly every row up to
+    64 KiB has host_us >= 0.9 time_us, and none from 256 MiB up does."""
+    small = [m.host_bound for m in h200 if m.size_bytes <= 64 * 1024]
+    assert sum(small) >= 0.8 * len(small)
+    assert not any(m.host_bound for m in h200 if m.size_bytes >= 256 * MiB)
+
+
+def test_bus_bandwidth_stays_under_the_link_rates(h200):
+    """NVLink 4 on H200: 18 links x 25 GB/s = 450 GB/s per direction; PCIe Gen5 x16: ~63 GB/s per direction."""
+    peak = {t: max(m.busbw_GBps for m in h200 if m.transport == t) for t in TRANSPORTS}
+    assert 300 < peak["nvlink"] < 450
+    assert 15 < peak["pcie_shm"] < 63
+    assert 1 < peak["socket"] < peak["pcie_shm"]
+    ar = {(m.transport, m.world_size): m.busbw_GBps for m in h200
+          if m.op == "all_reduce" and m.algo == "default" and m.size_bytes == GiB}
+    assert ar[("nvlink", 4)] > 10 * ar[("pcie_shm", 4)] > 10 * ar[("socket", 4)] / 2
+
+
+def test_cuda_graph_rows_load_and_cover_the_small_sizes():
+    rows = M.load_csv(DATA / "extra" / "collectives_cuda_graph.csv")
+    assert {m.launch for m in rows} == {"cuda_graph"}
+    assert max(m.size_bytes for m in rows) == 16 * MiB
+    assert {(m.transport, m.world_size, m.op) for m in rows if m.algo == "default"} == {
+        (t, n, op) for t in TRANSPORTS for n in (2, 4) for op in OPS6}
+
+
+def test_copy_bandwidth_file():
+    with open(DATA / "extra" / "copy_bandwidth.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    gbps = {(r["kind"], r["src"], r["dst"], int(r["bytes"])): float(r["GBps"]) for r in rows}
+    h2d, d2h = gbps[("h2d", "host", "cuda:0", GiB)], gbps[("d2h", "cuda:0", "host", GiB)]
+    assert 40 < h2d < 64 and abs(h2d - d2h) < 0.1 * h2d          # PCIe Gen5 x16, both directions alike
+    peers = [v for (k, s, d, b), v in gbps.items() if k == "d2d_peer" and b == GiB]
+    assert len(peers) == 12 and min(peers) > 5 * h2d              # every ordered pair over NVLink
+    assert gbps[("d2d_bidir", "cuda:0", "cuda:1", GiB)] > gbps[("d2d_peer", "cuda:0", "cuda:1", GiB)]
