@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Measure NCCL collectives and GPU copy bandwidth with nccl-tests semantics, for gpusim's validation suite.
 
-Runs on a machine with several GPUs, PyTorch and NCCL, one process per GPU. It is standalone on purpose (torch,
-numpy-free, stdlib): gpusim and its dependencies need not be installed where this runs. validation/README.md
-documents the CSV it writes and how to run it.
+Runs on a machine with several GPUs, PyTorch and NCCL, one process per GPU. Standalone on purpose (torch and the
+standard library only): gpusim and its dependencies need not be installed where this runs. validation/README.md
+documents how to run it and the CSV it writes.
 
 Each transport is measured in its own set of processes, because NCCL reads P2P_DISABLE/SHM_DISABLE once per
-process. World size 2 runs on a sub-communicator of ranks 0,1 (GPUs 0,1) inside the 4-process job; forced
+process. World size 2 runs on a sub-communicator of ranks 0,1 (GPUs 0,1) inside the 4-process job. Forced
 NCCL_ALGO/NCCL_PROTO variants run on fresh communicators created after the variables are set (NCCL reads them at
-communicator creation; the ENV lines kept in nccl_info.txt show each one taking effect).
+communicator creation; the ENV lines kept in the NCCL info file show each one taking effect).
 """
 from __future__ import annotations
 

@@ -98,12 +98,6 @@ class Measurement:
     def busbw_factor(self) -> float:
         return busbw_factor(self.op, self.world_size)
 
-    @property
-    def host_bound(self) -> bool:
-        """True when the host's launch loop took about as long as the GPU (>= 90 %): the time is then the rate
-        at which the host issued calls, an upper bound on the collective's own time."""
-        return self.host_s is not None and self.host_s >= 0.9 * self.time_s
-
 
 def _positive(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0

@@ -148,7 +148,8 @@ def test_killed_run_names_the_truncated_line():
     ("#  Rank  0 Group 0\n       8     2   float   sum   -1   10.0   0.00   0.00   0   10.0   0.00   0.00   0\n",
      "before any column header"),
     ("#  Rank  0 Group 0\n#  size count type redop root time algbw busbw #wrong time algbw busbw #wrong\n"
-     "       8     2   float   sum   -1   fast   0.00   0.00   0   10.0   0.00   0.00   0\n", "time: expected a number"),
+     "       8     2   float   sum   -1   fast   0.00   0.00   0   10.0   0.00   0.00   0\n",
+     "time: expected a number"),
     ("#  Rank  0 Group 0\n#  size count type redop root time algbw busbw #wrong time algbw busbw #wrong\n"
      "       8     2   float   sum   -1   0.00   0.00   0.00   0   10.0   0.00   0.00   0\n", "positive time"),
     ("#  size count type redop root time algbw oops\n", "unrecognised nccl-tests column header"),
