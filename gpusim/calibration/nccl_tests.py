@@ -76,7 +76,7 @@ def parse(text: str, source: str = "<text>", transport: str | None = None, op: s
 
 # -- shared checks --------------------------------------------------------------------------------------------------
 
-def _given_op(op, where: str) -> str | None:
+def _given_op(op) -> str | None:
     return None if op is None else canonical_op(op, "op")
 
 
@@ -165,7 +165,7 @@ def parse_text(text: str, source: str = "<text>", transport: str | None = None, 
     ``# nThread``)."""
     if not isinstance(text, str):
         raise GpusimError(source, f"expected text, got {type(text).__name__}")
-    given_op, given_n = _given_op(op, source), _given_world_size(world_size)
+    given_op, given_n = _given_op(op), _given_world_size(world_size)
     file_op = _op_from_filename(filename) if filename else None
     env = {"ALGO": None, "PROTO": None}
     out: list[Measurement] = []
@@ -287,7 +287,7 @@ def parse_json(text, source: str = "<json>", transport: str | None = None, op: s
         doc = text
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
         raise GpusimError(source, "not nccl-tests -J output: expected a JSON object with a 'results' list")
-    given_op, given_n = _given_op(op, source), _given_world_size(world_size)
+    given_op, given_n = _given_op(op), _given_world_size(world_size)
     this_op = given_op
     args = doc.get("args")
     if this_op is None and isinstance(args, list) and args and isinstance(args[0], str):
