@@ -11,10 +11,7 @@ Two stock models:
   on an analytical shape costs exactly ``steps * link latency + bytes / bandwidth`` (ASTRA-sim's analytical backend).
 
 A fixed ``call_overhead_s`` (kernel launch plus framework call) is paid once per collective; calibration fits it
-together with ``step_latency_scale`` and ``bandwidth_scale`` per transport. ``step_latency_add_s`` (default 0) is a
-latency every step pays whatever its protocol: on hosts where launches, not the GPU, set the pace of small calls,
-measured floors grow with the number of steps (ranks) but hardly with the protocol, which NCCL's per-protocol
-latencies alone cannot express.
+together with ``step_latency_scale`` and ``bandwidth_scale`` per transport.
 """
 from __future__ import annotations
 
@@ -47,7 +44,6 @@ class CostModel:
     step_latency_scale: float = 1.0      # multiplies NCCL's per-step hw latencies (fitted by calibration)
     base_latency_scale: float = 1.0
     bandwidth_scale: float = 1.0         # multiplies link capacities seen by collectives (fitted)
-    step_latency_add_s: float = 0.0      # added to every per-step latency, any protocol (fitted by calibration)
     nvls: bool = False
     allowed_protocols: tuple = PROTOCOLS
     fitted: dict = field(default_factory=dict)   # per-transport overrides written by calibration
@@ -79,7 +75,7 @@ class CostModel:
         lat = nm.HW_LAT_US[_HW[hw]][a][PROTOCOLS.index(proto)]
         if hw == "net":
             lat = max(lat, nm.NET_OVERHEAD_US[self.cpu] * (3 if proto == "Simple" else 1))
-        return lat * 1e-6 * self.step_latency_scale + self.step_latency_add_s
+        return lat * 1e-6 * self.step_latency_scale
 
     def efficiency(self, proto: str) -> float:
         return self.payload_efficiency[proto]
@@ -107,7 +103,7 @@ class CostModel:
             raise GpusimError(f"{path}.arch", f"expected one of {', '.join(nm.ARCHS)}, got {self.arch!r}")
         if not isinstance(self.channels, int) or not 1 <= self.channels <= 64:
             raise GpusimError(f"{path}.channels", f"expected an integer 1..64, got {self.channels!r}")
-        for name in ("call_overhead_s", "step_latency_scale", "base_latency_scale", "step_latency_add_s"):
+        for name in ("call_overhead_s", "step_latency_scale", "base_latency_scale"):
             if not getattr(self, name) >= 0:
                 raise GpusimError(f"{path}.{name}", f"expected a non-negative number, got {getattr(self, name)!r}")
         if not self.bandwidth_scale > 0:
