@@ -3,20 +3,21 @@
 The model of one measured call r = (op, n ranks, size S, algorithm a, protocol p) on the transport's topology is
 exactly :meth:`Collectives.estimate` (the uncontended time a lone collective sees):
 
-    t(r; θ) = call_overhead + Σ_phases max_f [ lat0_f + s · dlat_f + bytes_f / rate_f(C(θ)) ]
+    t(r; θ) = n · o + Σ_phases max_f [ lat0_f + s · dlat_f + (bytes_f / e_p) / rate_f(C(θ), caps_f / e_p) ]
 
-lat0_f is flow f's latency without NCCL's per-step software latencies, dlat_f those latencies (scaled by
-s = step_latency_scale), rate_f its max-min rate on link capacities C(θ), in which the transport's bottleneck
-technology has a fitted efficiency (or bandwidth). (a, p) is the forced NCCL_ALGO/NCCL_PROTO where the measurement
-forced them, else what NCCL's tuner picks. θ minimises
+o is a call overhead per rank (every rank's process launches on the one host), lat0_f flow f's latency without
+NCCL's per-step software latencies and dlat_f those latencies (scaled by s = step_latency_scale), e_p the payload
+efficiency of protocol p (LL and LL128 fitted, Simple 1), rate_f the max-min rate on link capacities C(θ) in which
+the transport's bottleneck technology has a fitted efficiency or bandwidth. (a, p) is the forced
+NCCL_ALGO/NCCL_PROTO where the measurement forced them, else what NCCL's tuner picks among the protocols NCCL
+enables on that transport. θ minimises
 
     Σ_r ρ( (ln t(r; θ) - ln t_meas(r))² )         ρ: soft-L1 (a few noisy points do not drag the curve)
 
 over the training rows (scipy.optimize.least_squares, bounded, in log parameters so every parameter stays
 positive). Relative error in time is what matters from 8 B to 4 GiB, hence log time. Plans and rates are computed
 once per distinct flow shape and reused across sizes, so one evaluation of all rows costs about a millisecond;
-algorithm/protocol choices are held fixed during a solve and the solve repeated until they stop changing. The set
-of protocols the tuner may pick is chosen among a few candidates by training cost.
+algorithm/protocol choices are held fixed during a solve and the solve repeated until they stop changing.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from scipy.optimize import least_squares
 
 from gpusim import __version__
 from gpusim.calibration.preset_file import CalibratedPreset
-from gpusim.collectives.cost_model import PROTOCOLS, CostModel
+from gpusim.collectives.cost_model import PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel
 from gpusim.collectives.run import Collectives, measure, normalise_op
 from gpusim.engine.fabric import Fabric
 from gpusim.engine.maxmin import max_min_rates
@@ -40,14 +41,16 @@ from gpusim.presets import Cluster
 MiB = 1 << 20
 #: Size bands errors are reported in: (label, lowest size, size above the band).
 BANDS = (("<1MiB", 0.0, MiB), (">=1MiB", MiB, math.inf))
-PROTOCOL_SETS = (("LL", "LL128", "Simple"), ("LL", "Simple"), ("LL128", "Simple"), ("Simple",))
+#: Protocol sets ``fit(protocol_sets=SEARCH)`` tries; by default a transport keeps the set NCCL enables on it.
+SEARCH = (("LL", "LL128", "Simple"), ("LL", "Simple"), ("LL128", "Simple"), ("Simple",))
 _NCCL_ALGO = {"default": "auto", "auto": "auto", "ring": "ring", "tree": "tree", "nvls": "nvls"}
 _NCCL_PROTO = {"default": "auto", "auto": "auto", "ll": "LL", "ll128": "LL128", "simple": "Simple"}
 
 
 @dataclass(frozen=True)
 class Param:
-    """A free parameter: a CostModel field (``call_overhead_s``) or ``<technology>.<field>`` of a link."""
+    """A free parameter: a cost-model field (``step_latency_scale``), the per-rank call overhead,
+    ``<technology>.<field>`` of a link (``nvlink4.efficiency``) or ``payload_efficiency.<protocol>``."""
 
     name: str
     initial: float
@@ -56,8 +59,16 @@ class Param:
     unit: str = ""          # how to print it: 'us', 'GB/s' or '' (a plain number)
 
     @property
+    def protocol(self) -> str | None:
+        head, _, tail = self.name.partition(".")
+        return tail if head == "payload_efficiency" else None
+
+    @property
     def link(self) -> tuple[str, str] | None:
-        return tuple(self.name.split(".", 1)) if "." in self.name else None
+        if "." not in self.name or self.protocol:
+            return None
+        techname, fieldname = self.name.split(".", 1)
+        return techname, fieldname
 
     def show(self, value: float) -> str:
         if self.unit == "us":
@@ -67,13 +78,19 @@ class Param:
         return f"{value:.4g}"
 
 
-OVERHEAD = Param("call_overhead_s", 20e-6, 1e-8, 1e-3, "us")
+#: Latency scales of the cost model: every flow latency is affine in them.
+LATENCY_TERMS = ("base_latency_scale", "step_latency_scale")
+PER_RANK = Param("call_overhead_per_rank_s", 10e-6, 1e-9, 1e-3, "us")
 STEP_SCALE = Param("step_latency_scale", 1.0, 1e-3, 1e3)
+LL_EFFICIENCY = Param("payload_efficiency.LL", PAYLOAD_EFFICIENCY["LL"], 0.01, 1.0)
+LL128_EFFICIENCY = Param("payload_efficiency.LL128", PAYLOAD_EFFICIENCY["LL128"], 0.01, 1.0)
+_COMMON = (PER_RANK, STEP_SCALE, LL_EFFICIENCY, LL128_EFFICIENCY)
 
 
 @dataclass(frozen=True)
 class Transport:
-    """How one NCCL transport is modelled: topology builder and arguments, channels, free parameters."""
+    """How one NCCL transport is modelled: topology builder and arguments, fixed link overrides, channels, the
+    protocols NCCL's tuner enables on it, and the free parameters."""
 
     name: str
     preset: str
@@ -82,18 +99,23 @@ class Transport:
     arguments: dict
     gpus_argument: str
     channels: int
+    protocols: tuple[str, ...]
     params: tuple[Param, ...]
+    links: dict = field(default_factory=dict)     # fixed link overrides (technology -> fields)
 
-    def calibrated(self, values: dict, protocols=PROTOCOLS, provenance: dict | None = None,
+    def calibrated(self, values: dict, protocols=None, provenance: dict | None = None,
                    gpus: tuple[int, int, int] = (4, 2, 8)) -> CalibratedPreset:
         """The calibrated preset for parameter ``values`` (missing ones at their initial guess)."""
-        links: dict = {}
-        model = {"arch": "hopper", "channels": self.channels, "allowed_protocols": tuple(protocols)}
+        links: dict = {t: dict(f) for t, f in self.links.items()}
+        model = {"arch": "hopper", "channels": self.channels,
+                 "allowed_protocols": tuple(self.protocols if protocols is None else protocols)}
         for p in self.params:
             v = values.get(p.name, p.initial)
             if p.link:
                 techname, fieldname = p.link
                 links.setdefault(techname, {})[fieldname] = v
+            elif p.protocol:
+                model.setdefault("payload_efficiency", dict(PAYLOAD_EFFICIENCY))[p.protocol] = v
             else:
                 model[p.name] = v
         default, lo, hi = gpus
@@ -102,24 +124,25 @@ class Transport:
 
 
 TRANSPORTS: dict[str, Transport] = {
-    # NCCL 2.28 on 2 or 4 H200: 24 channels over NVLink (NCCL_DEBUG=INFO "Channel 00/24"), 4 over SHM, 2 over
-    # sockets (validation/data/h200/raw/*nccl_info.txt).
+    # Measured with NCCL 2.28 on 2 and 4 H200 (validation/data/h200/nccl_info.txt): 24 channels over NVLink
+    # ("Channel 00/24"), 4 over SHM, 2 over sockets; NCCL's tuning tables give LL128 zero bandwidth over SHM and
+    # sockets (it is enabled on NVLink only), so the tuner here may pick LL128 on NVLink only.
     "nvlink": Transport(
         "nvlink", "h200-nvlink", "H200 SXM on NVSwitch (18 NVLink4 links each), NCCL P2P over NVLink",
-        "nvswitch_server", {"nvlink": "nvlink4", "nvlinks": 18, "pcie": "pcie5"}, "gpus", 24,
-        (OVERHEAD, STEP_SCALE, Param("nvlink4.efficiency", 20.6 / 25.0, 0.02, 1.0))),
+        "nvswitch_server", {"nvlink": "nvlink4", "nvlinks": 18, "pcie": "pcie5"}, "gpus", 24, PROTOCOLS,
+        (*_COMMON, Param("nvlink4.efficiency", 20.6 / 25.0, 0.02, 1.0))),
     "pcie_shm": Transport(
-        "pcie_shm", "h200-pcie-shm", "H200 with peer-to-peer off: NCCL SHM transport staged through host memory over "
-        "PCIe 5.0 x16 (each GPU on its own root port)",
-        "pcie_box", {"pcie": "pcie5", "lanes": 16, "p2p": False, "pcie_switch": False}, "gpus", 4,
-        (OVERHEAD, STEP_SCALE, Param("pcie5.efficiency", 0.8, 0.02, 1.0),
-         Param("memory.bandwidth_Bps", 200e9, 5e9, 5e12, "GB/s"))),
+        "pcie_shm", "h200-pcie-shm", "H200 HGX with peer-to-peer off (NCCL_P2P_DISABLE=1): NVLink unused, NCCL's "
+        "SHM transport stages copies in host memory over PCIe 5.0 x16; GPUs share PCIe switches two by two",
+        "cluster", {"servers": 1, "server": "nvswitch", "p2p": False, "nics": "per_server", "network": "ethernet",
+                    "fabric": "single_switch"}, "gpus_per_server", 4, ("LL", "Simple"),
+        (*_COMMON, Param("pcie5.efficiency", 0.8, 0.02, 1.0)), links={"nvlink4": {"up": False}}),
     "socket": Transport(
         "socket", "h200-socket", "H200, one process per GPU talking over NCCL's TCP socket transport on loopback "
         "(each GPU a node with one NIC on one switch)",
         "cluster", {"gpus_per_server": 1, "server": "pcie", "nics": "per_server", "network": "ethernet",
-                    "fabric": "single_switch"}, "servers", 2,
-        (OVERHEAD, STEP_SCALE, Param("ethernet.bandwidth_Bps", 5e9, 1e7, 1e12, "GB/s"))),
+                    "fabric": "single_switch"}, "servers", 2, ("LL", "Simple"),
+        (*_COMMON, Param("ethernet.bandwidth_Bps", 5e9, 1e7, 1e12, "GB/s"))),
 }
 
 
@@ -257,9 +280,24 @@ class _WorldSize:
         return raw * eff
 
 
-def _model(tr: Transport, values: dict, protocols) -> CostModel:
-    fields = {p.name: values[p.name] for p in tr.params if not p.link}
-    return CostModel.nccl(arch="hopper", channels=tr.channels, allowed_protocols=tuple(protocols), **fields)
+def _complete(tr: Transport, values: dict) -> dict:
+    """``values`` with every parameter of ``tr`` present (missing ones at their initial guess)."""
+    return {**{p.name: p.initial for p in tr.params}, **values}
+
+
+def _model(tr: Transport, values: dict, protocols, unit_efficiency: bool = False, n: int = 0) -> CostModel:
+    """The cost model for ``values`` on ``n`` ranks; ``unit_efficiency`` plans every protocol at 100 % payload
+    (the evaluator divides by the fitted efficiencies itself)."""
+    values = _complete(tr, values)
+    fields = {p.name: values[p.name] for p in tr.params if not p.link and not p.protocol and p is not PER_RANK}
+    fields["call_overhead_s"] = values.get(PER_RANK.name, 0.0) * n
+    fields.update({k: values[k] for k in LATENCY_TERMS if k in values})
+    eff = dict(PAYLOAD_EFFICIENCY)
+    eff.update({p.protocol: values[p.name] for p in tr.params if p.protocol and p.name in values})
+    if unit_efficiency:
+        eff = {k: 1.0 for k in eff}
+    return CostModel.nccl(arch="hopper", channels=tr.channels, allowed_protocols=tuple(protocols),
+                          payload_efficiency=eff, **fields)
 
 
 class Evaluator:
@@ -269,9 +307,11 @@ class Evaluator:
         self.tr = tr
         self.rows = rows
         self.worlds = {n: _WorldSize(tr, n) for n in sorted({r.n for r in rows})}
+        self.n_of_row = np.array([r.n for r in rows], dtype=float)
 
     def choices(self, values: dict, protocols) -> list[tuple[str, str, int]]:
         """(algo, proto, channels) of each row as the tuner picks them under ``values``."""
+        values = _complete(self.tr, values)
         model = _model(self.tr, values, protocols)
         out = []
         for n, w in self.worlds.items():
@@ -284,42 +324,63 @@ class Evaluator:
         return [c for _, c in sorted(out)]
 
     def compile(self, choices: list[tuple[str, str, int]], values: dict) -> None:
-        """Plan every row once for fixed choices: flat per-flow arrays and distinct rate shapes."""
-        m0 = _model(self.tr, {**values, "step_latency_scale": 0.0}, PROTOCOLS)
-        m1 = _model(self.tr, {**values, "step_latency_scale": 1.0}, PROTOCOLS)
+        """Plan every row once for fixed choices: flat per-flow arrays and distinct rate shapes.
+
+        Flow latency is affine in the latency scales (base and per-step latencies are each multiplied by one), so
+        planning with both at 0 and with each at 1 in turn gives the fixed part and one slope per scale. Flow
+        bytes are proportional to the call's size, so each (ranks, op, algo, proto, channels) is planned once, at
+        1 MiB, and scaled. Plans are made at 100 % payload efficiency: bytes on the wire and protocol rate caps
+        are divided by the protocol's efficiency when evaluated.
+        """
+        zero = {**_complete(self.tr, values), **{k: 0.0 for k in LATENCY_TERMS}}
+        models = [_model(self.tr, zero, PROTOCOLS, True)] + [_model(self.tr, {**zero, k: 1.0}, PROTOCOLS, True)
+                                                            for k in LATENCY_TERMS]
         shapes: dict = {}
+        planned: dict = {}
         self.shape_flows: list = []
-        flow_shape, flow_pos, size, lat0, dlat, seg_row, seg_start = [], [], [], [], [], [], []
+        flow_shape, flow_pos, flow_proto, size, lat, seg_row, seg_start = [], [], [], [], [], [], []
         k = 0
         for i, (r, (algo, proto, ch)) in enumerate(zip(self.rows, choices)):
             w = self.worlds[r.n]
-            p0 = Collectives(w.fabric, m0).planner.plan(r.op, w.ranks, r.size_bytes, algo, proto, ch)
-            p1 = Collectives(w.fabric, m1).planner.plan(r.op, w.ranks, r.size_bytes, algo, proto, ch)
-            for ph0, ph1 in zip(p0, p1):
-                if not ph0.flows:
-                    continue
-                key = (r.n, tuple((f.links.tobytes(), f.weights.tobytes(), f.cap_Bps) for f in ph0.flows))
-                if key not in shapes:
-                    shapes[key] = len(self.shape_flows)
-                    self.shape_flows.append((r.n, ph0.flows))
+            p_index = PROTOCOLS.index(proto)
+            pkey = (r.n, r.op, algo, proto, ch)
+            if pkey not in planned:
+                plans = [Collectives(w.fabric, m).planner.plan(r.op, w.ranks, MiB, algo, proto, ch) for m in models]
+                phases_out = []
+                for phases in zip(*plans):
+                    ph0 = phases[0]
+                    if not ph0.flows:
+                        continue
+                    key = (r.n, p_index,
+                           tuple((f.links.tobytes(), f.weights.tobytes(), f.cap_Bps) for f in ph0.flows))
+                    if key not in shapes:
+                        shapes[key] = len(self.shape_flows)
+                        self.shape_flows.append((r.n, p_index, ph0.flows))
+                    per_flow = [(f[0].size_bytes / MiB, [f[0].latency_s] + [x.latency_s - f[0].latency_s
+                                                                             for x in f[1:]])
+                                for f in zip(*(ph.flows for ph in phases))]
+                    phases_out.append((shapes[key], per_flow))
+                planned[pkey] = phases_out
+            for shape, per_flow in planned[pkey]:
                 seg_row.append(i)
                 seg_start.append(k)
-                for j, (f0, f1) in enumerate(zip(ph0.flows, ph1.flows)):
-                    flow_shape.append(shapes[key])
+                for j, (unit_bytes, lat_parts) in enumerate(per_flow):
+                    flow_shape.append(shape)
                     flow_pos.append(j)
-                    size.append(f0.size_bytes)
-                    lat0.append(f0.latency_s)
-                    dlat.append(f1.latency_s - f0.latency_s)
+                    flow_proto.append(p_index)
+                    size.append(unit_bytes * r.size_bytes)
+                    lat.append(lat_parts)
                     k += 1
         self.choice = list(choices)
         self.flow_shape, self.flow_pos = np.array(flow_shape, dtype=int), np.array(flow_pos, dtype=int)
-        self.size, self.lat0, self.dlat = np.array(size), np.array(lat0), np.array(dlat)
+        self.flow_proto = np.array(flow_proto, dtype=int)
+        self.size = np.array(size)
+        self.lat = np.array(lat).reshape(-1, 1 + len(LATENCY_TERMS))
         self.seg_row, self.seg_start = np.array(seg_row, dtype=int), np.array(seg_start, dtype=int)
-        offsets = np.cumsum([0] + [len(fl) for _, fl in self.shape_flows])
-        self.shape_offset = offsets[:-1]
-        self.flow_global = self.shape_offset[self.flow_shape] + self.flow_pos if k else np.zeros(0, dtype=int)
+        offsets = np.cumsum([0] + [len(fl) for _, _, fl in self.shape_flows])
+        self.flow_global = offsets[:-1][self.flow_shape] + self.flow_pos if k else np.zeros(0, dtype=int)
         self.shape_arrays = []
-        for _, flows in self.shape_flows:
+        for _, _, flows in self.shape_flows:
             lens = np.array([f.links.size for f in flows])
             self.shape_arrays.append((np.repeat(np.arange(len(flows)), lens), np.concatenate([f.links for f in flows]),
                                       np.concatenate([f.weights for f in flows]),
@@ -327,16 +388,23 @@ class Evaluator:
 
     def times(self, values: dict) -> np.ndarray:
         """Simulated time of every row (the compiled choices) under ``values``: equal to Collectives.estimate."""
+        values = _complete(self.tr, values)
         caps = {n: w.capacity(self.tr, values) for n, w in self.worlds.items()}
+        eff = np.array([PAYLOAD_EFFICIENCY[p] for p in PROTOCOLS])
+        for p in self.tr.params:
+            if p.protocol and p.name in values:
+                eff[PROTOCOLS.index(p.protocol)] = values[p.name]
         rates = []
-        for (n, flows), (fo, lo, wt, cap) in zip(self.shape_flows, self.shape_arrays):
-            rates.append(max_min_rates(fo, lo, wt, caps[n], len(flows), cap))
-        out = np.full(len(self.rows), values["call_overhead_s"])
+        for (n, p_index, flows), (fo, lo, wt, cap) in zip(self.shape_flows, self.shape_arrays):
+            rates.append(max_min_rates(fo, lo, wt, caps[n], len(flows), cap / eff[p_index]))
+        out = values.get(PER_RANK.name, 0.0) * self.n_of_row
         if not self.size.size:
             return out
         rate = np.concatenate(rates)[self.flow_global]
+        terms = np.array([1.0] + [values.get(k, 1.0) for k in LATENCY_TERMS])
+        size = self.size / eff[self.flow_proto]
         with np.errstate(divide="ignore"):
-            t = self.lat0 + values["step_latency_scale"] * self.dlat + np.where(self.size > 0, self.size / rate, 0.0)
+            t = self.lat @ terms + np.where(size > 0, size / rate, 0.0)
         seg = np.maximum.reduceat(t, self.seg_start)
         out += np.bincount(self.seg_row, weights=seg, minlength=len(self.rows))
         return out
@@ -359,6 +427,7 @@ class FitResult:
     rows_heldout: int
     rows_skipped: int
     cost: float
+    unconstrained: tuple = ()                   # parameters no training row depends on (left at their guess)
     engine_check_rel: float = float("nan")      # largest |engine - estimate| / estimate on the training rows
     preset: CalibratedPreset | None = None
     train_rows: list = field(default_factory=list, repr=False)
@@ -394,7 +463,7 @@ def _solve(ev: Evaluator, tr: Transport, protocols, start: dict, meas: np.ndarra
 
 
 def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world_sizes=None,
-        protocol_sets=PROTOCOL_SETS, engine_check: bool = True, data_files=(), fit_date: str | None = None,
+        protocol_sets=None, engine_check: bool = True, data_files=(), fit_date: str | None = None,
         gpus_range: tuple[int, int] = (2, 8)) -> FitResult:
     """Fit ``transport_name``'s parameters on rows of ``train_world_sizes``; report the error on the others
     (``heldout_world_sizes``, default every other world size in the data)."""
@@ -419,30 +488,39 @@ def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world
     ev = Evaluator(tr, train)
     start = {p.name: p.initial for p in tr.params}
     floor = float(np.min(meas))
-    start["call_overhead_s"] = min(max(0.5 * floor, OVERHEAD.low * 10), OVERHEAD.high / 2)
+    start[PER_RANK.name] = min(max(0.5 * floor / max(train_ws), PER_RANK.low * 10), PER_RANK.high / 2)
     best = None
-    for protocols in protocol_sets:
+    for protocols in protocol_sets or (tr.protocols,):
         values, cost = _solve(ev, tr, protocols, start, meas)
         if best is None or cost < best[1] - 1e-12:
             best = (values, cost, tuple(protocols))
     values, cost, protocols = best
     ev.compile(ev.choices(values, protocols), values)
     sim_train = ev.times(values)
+    unconstrained = []
+    for p in tr.params:     # a parameter no training row depends on keeps its initial value, flagged
+        nudged = ev.times({**values, p.name: values[p.name] * 0.9 if values[p.name] * 0.9 > p.low else p.high})
+        if np.array_equal(nudged, sim_train):
+            values[p.name] = p.initial
+            unconstrained.append(p.name)
     lo_gpus, hi_gpus = gpus_range
     default_gpus = train_ws[-1] if lo_gpus <= train_ws[-1] <= hi_gpus else lo_gpus
     result = FitResult(tr, values, protocols, train_ws, held_ws, summarise(train, sim_train), {}, len(train),
-                       len(held), skipped, cost, train_rows=train, heldout_rows=held)
+                       len(held), skipped, cost, unconstrained=tuple(unconstrained), train_rows=train,
+                       heldout_rows=held)
+    versions = sorted({str(getattr(m, "nccl_version", "") or "") for m in measurements
+                       if getattr(m, "transport", None) == transport_name} - {""})
     preset = tr.calibrated(values, protocols, gpus=(default_gpus, lo_gpus, hi_gpus))
     if held:
         result.heldout = summarise(held, simulate(held, lambda n: preset.cluster(n), engine=False))
     if engine_check:
         engine = simulate(train, lambda n: preset.cluster(n), engine=True)
         result.engine_check_rel = float(np.max(np.abs(engine - sim_train) / sim_train))
-    result.preset = replace(preset, provenance=provenance(result, data_files, fit_date))
+    result.preset = replace(preset, provenance=provenance(result, data_files, fit_date, versions))
     return result
 
 
-def provenance(result: FitResult, data_files=(), fit_date: str | None = None) -> dict:
+def provenance(result: FitResult, data_files=(), fit_date: str | None = None, nccl_versions=()) -> dict:
     """What a preset file records about its fit."""
 
     def block(world_sizes, summary, rows):
@@ -456,10 +534,13 @@ def provenance(result: FitResult, data_files=(), fit_date: str | None = None) ->
         return out
 
     prov = {"data": [str(f) for f in data_files],
+            **({"nccl_version": ", ".join(nccl_versions)} if nccl_versions else {}),
             "fit_date": fit_date or datetime.date.today().isoformat(),
             "gpusim_version": __version__,
             "method": "least squares on log time (scipy least_squares, soft-L1), Collectives.estimate per row",
             "train": block(result.train_world_sizes, result.train, result.rows_train)}
+    if result.unconstrained:
+        prov["unconstrained"] = list(result.unconstrained)
     if result.rows_heldout:
         prov["heldout"] = block(result.heldout_world_sizes, result.heldout, result.rows_heldout)
     if math.isfinite(result.engine_check_rel):
@@ -469,6 +550,14 @@ def provenance(result: FitResult, data_files=(), fit_date: str | None = None) ->
 
 def describe(result: FitResult) -> list[tuple[str, str]]:
     """(name, value with unit) of each fitted parameter, then the protocols the tuner may use."""
-    rows = [(p.name, p.show(result.values[p.name])) for p in result.transport.params]
+    def note(p):
+        v = result.values[p.name]
+        if p.name in result.unconstrained:
+            return "  (no training row depends on it: initial guess)"
+        if v <= p.low * (1 + 1e-6) or v >= p.high * (1 - 1e-6):
+            return f"  (at its bound {p.show(p.low if v <= p.low * (1 + 1e-6) else p.high)})"
+        return ""
+
+    rows = [(p.name, p.show(result.values[p.name]) + note(p)) for p in result.transport.params]
     rows.append(("allowed_protocols", ",".join(result.protocols)))
     return rows

@@ -11,9 +11,9 @@ name)::
       gpus_argument: gpus                   # the builder argument that takes the GPU count
       arguments: {nvlink: nvlink4, nvlinks: 18}
     gpus: {default: 4, min: 2, max: 8}      # ranks the fit covered; a spec may pick gpus=N inside this range
-    links:                                  # per link technology: bandwidth (raw, per direction), efficiency, latency
-      nvlink4: {efficiency: 0.66}
-    cost_model: {arch: hopper, channels: 24, call_overhead: 21.5 us, step_latency_scale: 1.3}
+    links:                                  # per link technology: bandwidth (raw, per direction), efficiency,
+      nvlink4: {efficiency: 0.66}           # latency, up (false: routes avoid it, as NCCL_P2P_DISABLE does)
+    cost_model: {arch: hopper, channels: 24, call_overhead_per_rank: 9.5 us, step_latency_scale: 1.3}
     provenance: {data: [...], fit_date: ..., train: {...}, heldout: {...}}
 
 Quantities carry units (``"21.5 us"``, ``"4.2 GB/s"``) and are parsed once here; a builder argument whose Python
@@ -31,8 +31,8 @@ import networkx as nx
 import yaml
 
 from gpusim import units
-from gpusim.collectives.cost_model import PROTOCOLS, CostModel
-from gpusim.errors import GpusimError, unknown
+from gpusim.collectives.cost_model import PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel
+from gpusim.errors import GpusimError, did_you_mean, unknown
 from gpusim.links import technology as tech
 from gpusim.presets import Cluster
 from gpusim.topology import builders as b
@@ -41,7 +41,7 @@ FORMAT = "gpusim-calibrated-preset/1"
 BUILDERS = {"nvswitch_server": b.nvswitch_server, "pcie_box": b.pcie_box, "cluster": b.cluster}
 _UNIT_SUFFIX = {"_Bps": units.bandwidth, "_s": units.time, "_m": units.length}
 _TOP_KEYS = ("format", "description", "transport", "topology", "gpus", "links", "cost_model", "provenance")
-_LINK_FIELDS = ("bandwidth", "efficiency", "latency")
+_LINK_FIELDS = ("bandwidth", "efficiency", "latency", "up")
 
 
 def _positive_real(v, path: str, high: float = math.inf) -> float:
@@ -83,6 +83,17 @@ def _string(choices):
     return parse
 
 
+def _efficiencies(v, path: str) -> dict:
+    if not isinstance(v, dict) or not v:
+        raise GpusimError(path, f"expected a mapping of protocol to payload fraction, e.g. {{LL: 0.5}}, got {v!r}")
+    out = dict(PAYLOAD_EFFICIENCY)
+    for proto, x in v.items():
+        if proto not in PROTOCOLS:
+            raise unknown(f"{path}.{proto}", proto, PROTOCOLS, "protocol")
+        out[proto] = _positive_real(x, f"{path}.{proto}", high=1.0)
+    return out
+
+
 # cost_model key in YAML -> (CostModel field, parser, writer)
 _MODEL_FIELDS = {
     "arch": ("arch", _string(("volta", "ampere", "hopper", "blackwell")), str),
@@ -90,13 +101,20 @@ _MODEL_FIELDS = {
     "tuner": ("tuner", _string(("nccl", "estimate")), str),
     "channels": ("channels", lambda v, p: _int(v, p, 1, 64), int),
     "call_overhead": ("call_overhead_s", units.time, lambda x: f"{x * 1e6:.6g} us"),
+    "call_overhead_per_rank": ("call_overhead_per_rank_s", units.time, lambda x: f"{x * 1e6:.6g} us"),
     "step_latency_scale": ("step_latency_scale", _non_negative_real, lambda x: float(f"{x:.6g}")),
+    "payload_efficiency": ("payload_efficiency", _efficiencies,
+                           lambda d: {k: float(f"{v:.6g}") for k, v in d.items()}),
     "base_latency_scale": ("base_latency_scale", _non_negative_real, lambda x: float(f"{x:.6g}")),
     "allowed_protocols": ("allowed_protocols", _protocols, list),
 }
 
 
-def _link_field(name: str, v, path: str) -> float:
+def _link_field(name: str, v, path: str):
+    if name == "up":
+        if not isinstance(v, bool):
+            raise GpusimError(path, f"expected true or false, got {v!r}")
+        return v
     if name == "bandwidth":
         return units.bandwidth(v, path, allow_zero=False)
     if name == "latency":
@@ -104,7 +122,9 @@ def _link_field(name: str, v, path: str) -> float:
     return _positive_real(v, path, high=1.0)
 
 
-def _write_link_field(name: str, x: float):
+def _write_link_field(name: str, x):
+    if name == "up":
+        return bool(x)
     if name == "bandwidth":
         return f"{x / 1e9:.6g} GB/s"
     if name == "latency":
@@ -163,15 +183,18 @@ class CalibratedPreset:
         apply_links(g, self.links, f"{self.source_path or self.name}:links")
         return g
 
-    def cost_model(self) -> CostModel:
-        return CostModel.nccl(**{k: v for k, v in self.model.items() if k not in ("arch", "channels")},
-                              arch=self.model.get("arch", "hopper"),
-                              channels=self.model.get("channels", 16)).validate(
-            f"{self.source_path or self.name}:cost_model")
+    def cost_model(self, gpus: int | None = None) -> CostModel:
+        """The cost model on ``gpus`` ranks: the call overhead is ``call_overhead + gpus x call_overhead_per_rank``
+        (launches of all ranks' processes share the host)."""
+        n = self.gpus_default if gpus is None else gpus
+        fields = {k: v for k, v in self.model.items() if k not in ("arch", "channels", "call_overhead_per_rank_s")}
+        fields["call_overhead_s"] = fields.get("call_overhead_s", 0.0) + n * self.model.get("call_overhead_per_rank_s", 0.0)
+        return CostModel.nccl(arch=self.model.get("arch", "hopper"), channels=self.model.get("channels", 16),
+                              **fields).validate(f"{self.source_path or self.name}:cost_model")
 
     def cluster(self, gpus: int | None = None, spec: str = "") -> Cluster:
         n = self.gpus_default if gpus is None else gpus
-        return Cluster(self.name, self.graph(n), self.cost_model(), spec=spec or f"{self.name}:gpus={n}",
+        return Cluster(self.name, self.graph(n), self.cost_model(n), spec=spec or f"{self.name}:gpus={n}",
                        params={"gpus": n})
 
     # -- YAML -------------------------------------------------------------------------------------------------
@@ -204,7 +227,7 @@ class CalibratedPreset:
         return head + yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, width=110)
 
 
-_SI_LINK = {"bandwidth": "bandwidth_Bps", "efficiency": "efficiency", "latency": "latency_s"}
+_SI_LINK = {"bandwidth": "bandwidth_Bps", "efficiency": "efficiency", "latency": "latency_s", "up": "up"}
 
 
 def apply_links(g: nx.DiGraph, links: dict, path: str = "links") -> None:
@@ -213,15 +236,10 @@ def apply_links(g: nx.DiGraph, links: dict, path: str = "links") -> None:
     for techname, fields in links.items():
         if techname not in present:
             raise GpusimError(f"{path}.{techname}", f"this topology has no link of technology '{techname}'"
-                                                    f"{_did_you_mean(techname, present)}; it has: {', '.join(present)}")
+                                                    f"{did_you_mean(techname, present)}; it has: {', '.join(present)}")
         for _, _, d in g.edges(data=True):
             if d["technology"] == techname:
                 d.update(fields)
-
-
-def _did_you_mean(word, choices):
-    from gpusim.errors import did_you_mean
-    return did_you_mean(word, choices)
 
 
 def _mapping(v, path: str) -> dict:
@@ -262,7 +280,7 @@ def parse(doc, name: str, where: str) -> CalibratedPreset:
         fpath = p(f"topology.arguments.{key}")
         pyname, parser = _builder_param(builder, key, fpath, accepted)
         if pyname == gpus_arg:
-            raise GpusimError(fpath, f"the GPU count is set by gpus.default and the spec (gpus=N), not here")
+            raise GpusimError(fpath, "the GPU count is set by gpus.default and the spec (gpus=N), not here")
         arguments[pyname] = parser(value, fpath) if parser else value
     gpus = _mapping(doc["gpus"], p("gpus"))
     _check_keys(gpus, ("default", "min", "max"), p("gpus."), "gpus key")

@@ -30,9 +30,9 @@ def add_parser(sub):
                    help="world sizes to fit on (default 4)")
     p.add_argument("--holdout", default=None, metavar="N[,N...]",
                    help="world sizes to hold back and report the error on (default: every other one in the data)")
-    p.add_argument("--protocols", default="search", metavar="P[,P...]|search",
-                   help="protocols NCCL's tuner may pick, e.g. LL,Simple; 'search' (default) keeps the set that "
-                        "fits the training data best")
+    p.add_argument("--protocols", default="nccl", metavar="P[,P...]|nccl|search",
+                   help="protocols the tuner may pick: 'nccl' (default) those NCCL enables on the transport, "
+                        "'search' the set that fits the training data best, or a list such as LL,Simple")
     p.add_argument("--gpus", default="2..8", metavar="LO..HI", help="GPU counts the preset accepts (default 2..8)")
     p.add_argument("--nccl-tests-transport", default=None, metavar="T",
                    help="transport of nccl-tests logs, which do not record it (default: --transport)")
@@ -78,13 +78,15 @@ def read_data(paths, transport: str | None = None) -> list:
 
 
 def _protocol_sets(text: str):
+    if text == "nccl":
+        return None
     if text == "search":
-        return fit.PROTOCOL_SETS
+        return fit.SEARCH
     chosen = tuple(x.strip() for x in text.split(",") if x.strip())
     for p in chosen:
         if p not in fit.PROTOCOLS:
             from gpusim.errors import unknown
-            raise unknown("--protocols", p, [*fit.PROTOCOLS, "search"], "protocol")
+            raise unknown("--protocols", p, [*fit.PROTOCOLS, "nccl", "search"], "protocol")
     return (tuple(p for p in fit.PROTOCOLS if p in chosen),)
 
 

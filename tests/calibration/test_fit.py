@@ -14,7 +14,7 @@ VARIANTS = (("default", "default"), ("Ring", "LL"), ("Ring", "LL128"), ("Ring", 
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "sendrecv")
 
 
-def synthetic(transport, values, world_sizes=(2, 4), protocols=fit.PROTOCOLS, step=4):
+def synthetic(transport, values, world_sizes=(2, 4), protocols=None, step=4):
     """Measurement records whose times the simulator itself produced with ``values`` (sizes 8 B .. 4 GiB)."""
     preset = fit.TRANSPORTS[transport].calibrated(values, protocols)
     records = []
@@ -32,10 +32,12 @@ def synthetic(transport, values, world_sizes=(2, 4), protocols=fit.PROTOCOLS, st
 
 
 TRUTH = {
-    "nvlink": {"call_overhead_s": 15e-6, "step_latency_scale": 2.0, "nvlink4.efficiency": 0.6},
-    "pcie_shm": {"call_overhead_s": 12e-6, "step_latency_scale": 0.5, "pcie5.efficiency": 0.45,
-                 "memory.bandwidth_Bps": 90e9},
-    "socket": {"call_overhead_s": 25e-6, "step_latency_scale": 3.0, "ethernet.bandwidth_Bps": 4e9},
+    "nvlink": {"call_overhead_per_rank_s": 4e-6, "step_latency_scale": 2.0, "payload_efficiency.LL": 0.4,
+               "payload_efficiency.LL128": 0.8, "nvlink4.efficiency": 0.6},
+    "pcie_shm": {"call_overhead_per_rank_s": 6e-6, "step_latency_scale": 0.5, "payload_efficiency.LL": 0.3,
+                 "pcie5.efficiency": 0.45},
+    "socket": {"call_overhead_per_rank_s": 8e-6, "step_latency_scale": 3.0, "payload_efficiency.LL": 0.25,
+               "ethernet.bandwidth_Bps": 4e9},
 }
 
 
@@ -46,8 +48,8 @@ def test_fast_evaluator_equals_collectives_estimate():
     rows, _ = fit.rows_from(records)
     tr = fit.TRANSPORTS["pcie_shm"]
     ev = fit.Evaluator(tr, rows)
-    other = {**values, "step_latency_scale": 1.7, "pcie5.efficiency": 0.3}
-    ev.compile(ev.choices(other, fit.PROTOCOLS), other)
+    other = {**values, "step_latency_scale": 1.7, "pcie5.efficiency": 0.3, "payload_efficiency.LL": 0.6}
+    ev.compile(ev.choices(other, tr.protocols), other)
     fast = ev.times(other)
     cluster = tr.calibrated(other).cluster(4)
     coll = Collectives(Fabric(cluster.graph), cluster.model)
@@ -62,8 +64,7 @@ def test_recovers_the_parameters_that_generated_the_data(transport):
     """Fit on 2 and 4 ranks from the datasheet start; every parameter comes back and 8 ranks are predicted.
     (Two world sizes: on SHM, 4 ranks alone are limited by host memory and 2 alone by PCIe.)"""
     records = synthetic(transport, TRUTH[transport], world_sizes=(2, 4, 8))
-    result = fit.fit(records, transport, train_world_sizes=(2, 4), protocol_sets=(fit.PROTOCOLS,),
-                     engine_check=False)
+    result = fit.fit(records, transport, train_world_sizes=(2, 4), engine_check=False)
     for name, want in TRUTH[transport].items():
         assert result.values[name] == pytest.approx(want, rel=1e-3), name
     assert result.heldout_world_sizes == (8,)
@@ -74,9 +75,9 @@ def test_recovers_the_parameters_that_generated_the_data(transport):
 def test_fit_moves_off_a_wrong_start_and_engine_agrees():
     """Data made with a slower link than the datasheet: the fitted efficiency follows the data, and the event
     engine on the written preset gives the estimate's times."""
-    truth = {"call_overhead_s": 30e-6, "step_latency_scale": 0.8, "nvlink4.efficiency": 0.3}
+    truth = {"call_overhead_per_rank_s": 15e-6, "step_latency_scale": 0.8, "nvlink4.efficiency": 0.3}
     records = synthetic("nvlink", truth, world_sizes=(2,), step=5)
-    result = fit.fit(records, "nvlink", train_world_sizes=(2,), protocol_sets=(fit.PROTOCOLS,))
+    result = fit.fit(records, "nvlink", train_world_sizes=(2,))
     assert result.values["nvlink4.efficiency"] == pytest.approx(0.3, rel=1e-3)
     assert result.rows_heldout == 0 and result.heldout == {}
     assert result.engine_check_rel < 1e-9
@@ -89,7 +90,7 @@ def test_protocol_search_prefers_the_set_that_made_the_data():
     reproduces the data; with all three protocols allowed the tuner picks LL128 at mid sizes and fits worse."""
     records = synthetic("socket", TRUTH["socket"], world_sizes=(4,), protocols=("LL", "Simple"), step=2)
     full = fit.fit(records, "socket", protocol_sets=(fit.PROTOCOLS,), engine_check=False, heldout_world_sizes=())
-    searched = fit.fit(records, "socket", engine_check=False, heldout_world_sizes=())
+    searched = fit.fit(records, "socket", protocol_sets=fit.SEARCH, engine_check=False, heldout_world_sizes=())
     assert "LL128" not in searched.protocols
     assert searched.train["all"]["p90_rel_error"] < 1e-6
     assert full.cost > searched.cost

@@ -1,0 +1,132 @@
+"""Calibrated preset files: they round-trip, build the topology with the fitted links, take gpus=N from a spec,
+and every mistake in one names the file and the field."""
+import copy
+
+import pytest
+import yaml
+
+from gpusim import presets
+from gpusim.calibration import fit, preset_file
+from gpusim.errors import GpusimError
+from gpusim.topology.graph import capacity_Bps, gpus
+
+VALUES = {"call_overhead_per_rank_s": 5.5e-6, "step_latency_scale": 1.25, "nvlink4.efficiency": 0.66,
+          "payload_efficiency.LL": 0.4}
+
+
+@pytest.fixture
+def nvlink_file(tmp_path):
+    preset = fit.TRANSPORTS["nvlink"].calibrated(VALUES, ("LL", "Simple"), {"fit_date": "2025-01-01",
+                                                                              "heldout": {"median_rel_error": 0.07}})
+    return preset_file.write(preset, tmp_path / "my-h200.yaml")
+
+
+def _doc(path):
+    return yaml.safe_load(path.read_text())
+
+
+def test_round_trip_keeps_every_fitted_value(nvlink_file):
+    p = preset_file.read(nvlink_file)
+    assert p.name == "my-h200"
+    assert p.links == {"nvlink4": {"efficiency": pytest.approx(0.66)}}
+    assert p.model["call_overhead_per_rank_s"] == pytest.approx(5.5e-6)
+    assert p.model["payload_efficiency"] == {"LL": pytest.approx(0.4), "LL128": 0.9375, "Simple": 1.0}
+    assert p.model["allowed_protocols"] == ("LL", "Simple")
+    assert (p.gpus_default, p.gpus_min, p.gpus_max) == (4, 2, 8)
+    assert _doc(nvlink_file)["cost_model"]["call_overhead_per_rank"] == "5.5 us"
+
+
+def test_load_builds_the_fitted_topology_and_model(nvlink_file):
+    c = preset_file.load_calibrated(nvlink_file, {"gpus": "2"}, "cluster")
+    assert len(gpus(c.graph)) == 2
+    nv = [capacity_Bps(d) for _, _, d in c.graph.edges(data=True) if d["technology"] == "nvlink4"]
+    assert nv and all(cap == pytest.approx(18 * 25e9 * 0.66) for cap in nv)
+    assert c.model.channels == 24 and c.model.step_latency_scale == pytest.approx(1.25)
+    assert c.model.call_overhead_s == pytest.approx(2 * 5.5e-6)     # per rank, on 2 ranks
+    assert c.model.efficiency("LL") == pytest.approx(0.4)
+    assert c.model.allowed_protocols == ("LL", "Simple")
+    assert c.spec == "my-h200:gpus=2" and c.params == {"gpus": 2}
+    assert len(gpus(preset_file.load_calibrated(nvlink_file, {}, "cluster").graph)) == 4
+
+
+@pytest.mark.parametrize("params, path, words", [
+    ({"gpu": "4"}, "cluster.gpu", "did you mean 'gpus'"),
+    ({"gpus": "16"}, "cluster.gpus", "calibrated for 2..8 GPUs"),
+    ({"gpus": "four"}, "cluster.gpus", "expected an integer"),
+])
+def test_spec_parameters_are_checked(nvlink_file, params, path, words):
+    with pytest.raises(GpusimError, match=words) as e:
+        preset_file.load_calibrated(nvlink_file, params, "cluster")
+    assert e.value.path == path
+
+
+def _set(doc, dotted, value):
+    *head, last = dotted.split(".")
+    for k in head:
+        doc = doc[k]
+    if value is KeyError:
+        del doc[last]
+    else:
+        doc[last] = value
+
+
+@pytest.mark.parametrize("field, value, path, words", [
+    ("links.nvlink4.efficiency", 1.5, "links.nvlink4.efficiency", "at most 1"),
+    ("links.nvlink4.bandwith", "300 GB/s", "links.nvlink4.bandwith", "did you mean 'bandwidth'"),
+    ("links.pcie4", {"efficiency": 0.5}, "links.pcie4", "no link of technology 'pcie4'"),
+    ("links.nvlink9", {"efficiency": 0.5}, "links.nvlink9", "unknown link technology"),
+    ("cost_model.call_overhead_per_rank", 21, "cost_model.call_overhead_per_rank", "missing unit"),
+    ("cost_model.payload_efficiency", {"LL": 0}, "cost_model.payload_efficiency.LL", "positive number"),
+    ("links.nvlink4.up", "no", "links.nvlink4.up", "true or false"),
+    ("cost_model.call_overhed_per_rank", "2 us", "cost_model.call_overhed_per_rank",
+     "did you mean 'call_overhead_per_rank'"),
+    ("cost_model.channels", 100, "cost_model.channels", "1..64"),
+    ("cost_model.allowed_protocols", ["LL", "LL256"], "cost_model.allowed_protocols[1]", "unknown protocol"),
+    ("topology.builder", "nvswich_server", "topology.builder", "did you mean 'nvswitch_server'"),
+    ("topology.arguments.nvlinkss", 18, "topology.arguments.nvlinkss", "did you mean 'nvlinks'"),
+    ("topology.arguments.gpus", 4, "topology.arguments.gpus", "set by gpus.default"),
+    ("gpus.default", 12, "gpus.default", "2..8"),
+    ("format", "gpusim-calibrated-preset/9", "format", "expected 'gpusim-calibrated-preset/1'"),
+    ("cost_model", KeyError, "cost_model", "missing"),
+    ("colour", "blue", "colour", "unknown top-level key"),
+])
+def test_yaml_errors_name_the_file_and_field(nvlink_file, tmp_path, field, value, path, words):
+    doc = copy.deepcopy(_doc(nvlink_file))
+    _set(doc, field, value)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    with pytest.raises(GpusimError, match=words) as e:
+        preset_file.read(bad)
+    assert e.value.path == f"bad.yaml:{path}"
+
+
+def test_unreadable_yaml_names_the_line(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("format: gpusim-calibrated-preset/1\ntopology: [unclosed\n")
+    with pytest.raises(GpusimError, match="not valid YAML at line") as e:
+        preset_file.read(bad)
+    assert e.value.path.endswith("broken.yaml")
+
+
+def test_builder_arguments_with_units(tmp_path):
+    """A builder argument named *_Bps is written without the suffix and with a unit, and read back in SI."""
+    tr = fit.TRANSPORTS["socket"]
+    preset = tr.calibrated({})
+    preset.arguments["nic_rate_Bps"] = 12.5e9
+    path = preset_file.write(preset, tmp_path / "sock.yaml")
+    assert _doc(path)["topology"]["arguments"]["nic_rate"] == "12.5 GB/s"
+    assert preset_file.read(path).arguments["nic_rate_Bps"] == pytest.approx(12.5e9)
+
+
+@pytest.mark.parametrize("name", ["h200-nvlink", "h200-pcie-shm", "h200-socket"])
+def test_shipped_presets_load_through_presets_build_and_describe(name):
+    """The committed calibrated presets work wherever a preset name does, and say how well they fit."""
+    assert name in presets.names()
+    c = presets.build(f"{name}:gpus=2")
+    assert len(gpus(c.graph)) == 2 and c.name == name
+    row = next(r for r in presets.describe() if r["name"] == name)
+    assert row["calibrated"] is True and row["params"] == {"gpus": 4}
+    assert 0 < row["error"]["median_rel_error"] < 0.25
+    assert row["error"]["world_sizes"] == [2]
+    with pytest.raises(GpusimError, match="did you mean 'gpus'"):
+        presets.build(f"{name}:gpu=2")
