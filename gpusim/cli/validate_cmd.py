@@ -35,8 +35,8 @@ def add_parser(sub):
 
 
 def _default_data() -> list[Path]:
-    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        files = sorted((root / DEFAULT_DATA).glob("*.csv"))
+    for folder in (DEFAULT_DATA, Path(__file__).resolve().parents[2] / DEFAULT_DATA):
+        files = sorted(folder.glob("*.csv"))
         if files:
             return files
     raise GpusimError("DATA", f"no measurement given and no CSV in {DEFAULT_DATA}; name the files to validate")

@@ -47,8 +47,10 @@ def _busbw_GBps(op: str, n: int, size_bytes: np.ndarray, time_s: np.ndarray) -> 
 
 
 def busbw_figure(transport: str, preset: str, points: list[dict], path: Path) -> Path:
-    """Measured (markers) and simulated (lines) bus bandwidth over size (log x): one panel per operation with the
-    default NCCL choice, one per world size, plus the forced NCCL_ALGO/NCCL_PROTO variants of all_reduce."""
+    """Measured (markers) and simulated (lines) bus bandwidth over size (log x, linear y as nccl-tests plots are
+    read: the knee and the plateau show; small sizes, where time is latency, are in the error table): one panel
+    per operation with NCCL's own choice, a line per world size, plus the forced NCCL_ALGO/NCCL_PROTO variants of
+    all_reduce."""
     pts = [p for p in points if p["transport"] == transport]
     ops = sorted({p["op"] for p in pts if p["variant"] == "default"})
     forced = sorted({p["variant"] for p in pts if p["variant"] != "default"})
@@ -79,7 +81,7 @@ def busbw_figure(transport: str, preset: str, points: list[dict], path: Path) ->
             ax.plot(s, _busbw_GBps(op, n, s, np.array([p["simulated_s"] for p in sel])), "-", lw=1.2, color=c,
                     label=f"{label} simulated")
         ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
+        ax.set_ylim(bottom=0)
         ax.set_xlabel("size (bytes)")
         ax.set_ylabel("busbw (GB/s)")
         ax.set_title(title, fontsize=9)
