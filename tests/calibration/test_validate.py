@@ -143,6 +143,18 @@ def test_calibrate_command_rewrites_the_shipped_preset(tmp_path):
     assert new.provenance["heldout"]["world_sizes"] == [2]
 
 
+def test_calibrate_reads_nccl_tests_output(tmp_path):
+    """nccl-tests logs do not record the transport: --transport labels them; one world size, nothing held back."""
+    log = ROOT / "tests" / "fixtures" / "nccl_tests" / "all_reduce_perf_h200x8.txt"
+    out = tmp_path / "x8.yaml"
+    rc, text = _run(["calibrate", str(log), "--transport", "nvlink", "--train-world-sizes", "8", "-o", str(out)])
+    assert rc == 0
+    assert "62 training rows (world sizes 8), 0 held back" in text and "no held-back rows" in text
+    p = preset_file.read(out)
+    assert p.gpus_default == 8 and "heldout" not in p.provenance
+    assert p.provenance["train"]["median_rel_error"] < 0.10
+
+
 def test_validate_command_writes_table_json_and_figure(tmp_path, data):
     """One transport's rows, so one figure: exit 0, the table on stdout, JSON with every call, a PNG."""
     sock = tmp_path / "socket.csv"
