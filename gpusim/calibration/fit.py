@@ -147,6 +147,7 @@ TRANSPORTS: dict[str, Transport] = {
 
 
 def transport(name: str, path: str = "transport") -> Transport:
+    """The modelled transport ``name``; an unknown one is an error naming ``path``."""
     if name not in TRANSPORTS:
         raise unknown(path, name, TRANSPORTS, "transport")
     return TRANSPORTS[name]
@@ -436,6 +437,8 @@ class FitResult:
 
 def _solve(ev: Evaluator, tr: Transport, protocols, start: dict, meas: np.ndarray,
            max_rounds: int = 4) -> tuple[dict, float]:
+    """Least squares on log time with the tuner's choices held, re-chosen after each solve until they settle;
+    returns the values and the final cost."""
     free = list(tr.params)
     lo = np.log([p.low for p in free])
     hi = np.log([p.high for p in free])
