@@ -81,8 +81,7 @@ class Result:
 
 def build_cluster(spec: ClusterSpec):
     """Preset + parameter and link overrides -> (Cluster, CostModel)."""
-    cluster = presets.build(spec.preset, f"{spec.path}.preset" if spec.params or spec.links else spec.path,
-                            {k: v for k, v in spec.params.items()})
+    cluster = presets.build(spec.preset, spec.path, spec.params)
     for i, link in enumerate(spec.links):
         hits = 0
         for u, v, d in cluster.graph.edges(data=True):

@@ -11,7 +11,7 @@ Two stock models:
   on an analytical shape costs exactly ``steps * link latency + bytes / bandwidth`` (ASTRA-sim's analytical backend).
 
 A fixed ``call_overhead_s`` (kernel launch plus framework call) is paid once per collective; calibration fits it
-together with ``step_latency_scale`` and ``bandwidth_scale`` per transport.
+together with ``step_latency_scale``, payload efficiencies and link efficiencies per transport.
 """
 from __future__ import annotations
 
@@ -21,8 +21,6 @@ from gpusim.collectives import nccl_model as nm
 from gpusim.errors import GpusimError
 
 PROTOCOLS = ("LL", "LL128", "Simple")
-ALGORITHMS = ("ring", "tree", "hierarchical", "nvls", "direct")
-HW_CLASSES = ("nvlink", "pci", "net")
 _HW = {"nvlink": nm.Hw.NVLINK, "pci": nm.Hw.PCI, "net": nm.Hw.NET}
 _NCCL_ALGO = {"ring": nm.Algo.RING, "tree": nm.Algo.TREE, "nvls": nm.Algo.NVLS, "direct": nm.Algo.RING,
               "hierarchical": nm.Algo.RING}
@@ -43,10 +41,8 @@ class CostModel:
     call_overhead_s: float = 0.0
     step_latency_scale: float = 1.0      # multiplies NCCL's per-step hw latencies (fitted by calibration)
     base_latency_scale: float = 1.0
-    bandwidth_scale: float = 1.0         # multiplies link capacities seen by collectives (fitted)
     nvls: bool = False
     allowed_protocols: tuple = PROTOCOLS
-    fitted: dict = field(default_factory=dict)   # per-transport overrides written by calibration
 
     @classmethod
     def nccl(cls, arch: str = "hopper", channels: int = 16, call_overhead_s: float = 0.0, **kw) -> "CostModel":
@@ -106,6 +102,4 @@ class CostModel:
         for name in ("call_overhead_s", "step_latency_scale", "base_latency_scale"):
             if not getattr(self, name) >= 0:
                 raise GpusimError(f"{path}.{name}", f"expected a non-negative number, got {getattr(self, name)!r}")
-        if not self.bandwidth_scale > 0:
-            raise GpusimError(f"{path}.bandwidth_scale", f"expected a positive number, got {self.bandwidth_scale!r}")
         return self

@@ -104,18 +104,21 @@ def _register(p: Preset) -> None:
     BUILTIN[p.name] = p
 
 
-_register(Preset("dgx-h100", "8x H100 SXM, 18 NVLink4 links each (450 GB/s per direction) through NVSwitch",
-                 "NVIDIA NVLink page; NCCL topo.h SM90 20.6 GB/s effective per link (physics.md §3.1)",
-                 lambda gpus=8, **_: b.nvswitch_server(gpus, "nvlink4", 18, "pcie5", name="dgx-h100"),
-                 _nccl("hopper"), {"gpus": ("int", 8), "channels": ("int", 16)}))
-_register(Preset("hgx-h200", "8x H200 SXM, 18 NVLink4 links each through NVSwitch (same fabric as H100)",
-                 "NVIDIA H200 datasheet: NVLink 900 GB/s bidirectional (physics.md §3.1)",
-                 lambda gpus=8, **_: b.nvswitch_server(gpus, "nvlink4", 18, "pcie5", name="hgx-h200"),
-                 _nccl("hopper"), {"gpus": ("int", 8), "channels": ("int", 16)}))
-_register(Preset("dgx-a100", "8x A100 SXM, 12 NVLink3 links each (300 GB/s per direction) through NVSwitch",
-                 "NVIDIA A100 datasheet; NCCL topo.h SM80 20.0 GB/s per link (physics.md §3.1)",
-                 lambda gpus=8, **_: b.nvswitch_server(gpus, "nvlink3", 12, "pcie4", name="dgx-a100"),
-                 _nccl("ampere"), {"gpus": ("int", 8), "channels": ("int", 16)}))
+def _nvswitch_preset(name, description, source, nvlink, nvlinks, pcie, arch) -> Preset:
+    return Preset(name, description, source,
+                  lambda gpus=8, **_: b.nvswitch_server(gpus, nvlink, nvlinks, pcie, name=name),
+                  _nccl(arch), {"gpus": ("int", 8), "channels": ("int", 16)})
+
+
+_register(_nvswitch_preset("dgx-h100", "8x H100 SXM, 18 NVLink4 links each (450 GB/s per direction) through NVSwitch",
+                           "NVIDIA NVLink page; NCCL topo.h SM90 20.6 GB/s effective per link (physics.md §3.1)",
+                           "nvlink4", 18, "pcie5", "hopper"))
+_register(_nvswitch_preset("hgx-h200", "8x H200 SXM, 18 NVLink4 links each through NVSwitch (same fabric as H100)",
+                           "NVIDIA H200 datasheet: NVLink 900 GB/s bidirectional (physics.md §3.1)",
+                           "nvlink4", 18, "pcie5", "hopper"))
+_register(_nvswitch_preset("dgx-a100", "8x A100 SXM, 12 NVLink3 links each (300 GB/s per direction) through NVSwitch",
+                           "NVIDIA A100 datasheet; NCCL topo.h SM80 20.0 GB/s per link (physics.md §3.1)",
+                           "nvlink3", 12, "pcie4", "ampere"))
 _register(Preset("pcie-2gpu", "2 consumer GPUs on PCIe 4.0 x16 without peer-to-peer (copies staged in host memory)",
                  "PCIe 4.0 x16 31.5 GB/s raw per direction (physics.md §3.3)",
                  lambda gpus=2, **_: b.pcie_box(gpus, "pcie4", 16, p2p=False, pcie_switch=False, name="pcie-2gpu"),
@@ -193,7 +196,7 @@ def build(spec: str | dict, path: str = "cluster", params: dict | None = None) -
         typed[key] = PARSERS[preset.params[key][0]](value, f"{path}.{key}")
     for key, (kind, default) in preset.params.items():
         typed.setdefault(key, PARSERS[kind](default, f"{path}.{key}"))
-    graph = preset.build(**typed, path=path) if "path" in preset.build.__code__.co_varnames else preset.build(**typed)
+    graph = preset.build(**typed)
     return Cluster(name, graph, preset.model(typed), spec=spec if isinstance(spec, str) else name, params=typed)
 
 

@@ -44,8 +44,7 @@ def _choice(value, choices, path: str, what: str) -> str:
 
 
 def _add_server(g: nx.DiGraph, s: int, rank0: int, *, kind: str, gpus: int, nvlink: str, nvlinks: int,
-                pcie: str, pcie_lanes: int, p2p: bool, nics: str, nic_spec: tech.LinkSpec | None,
-                pcie_switch: bool, path: str) -> list[str]:
+                pcie: str, pcie_lanes: int, p2p: bool, nics: str, pcie_switch: bool, path: str) -> list[str]:
     """Add one server's nodes and links; returns its NIC names (in GPU-rail order)."""
     host = add_node(g, f"s{s}.host", "host", server=s, p2p=p2p)
     add_link(g, host, host, tech.host_memory())
@@ -87,7 +86,7 @@ def nvswitch_server(gpus: int = 8, nvlink: str = "nvlink4", nvlinks: int = 18, p
     _int(gpus, f"{path}.gpus", high=576)
     g = new_topology(name)
     _add_server(g, 0, 0, kind="nvswitch", gpus=gpus, nvlink=nvlink, nvlinks=_int(nvlinks, f"{path}.nvlinks"),
-                pcie=pcie, pcie_lanes=16, p2p=True, nics="none", nic_spec=None, pcie_switch=True, path=path)
+                pcie=pcie, pcie_lanes=16, p2p=True, nics="none", pcie_switch=True, path=path)
     return g
 
 
@@ -99,7 +98,7 @@ def pcie_box(gpus: int = 2, pcie: str = "pcie4", lanes: int = 16, p2p: bool = Fa
         raise GpusimError(f"{path}.p2p", f"expected true or false, got {p2p!r}")
     g = new_topology(name)
     _add_server(g, 0, 0, kind="pcie", gpus=gpus, nvlink="nvlink4", nvlinks=1, pcie=pcie, pcie_lanes=lanes,
-                p2p=p2p, nics="none", nic_spec=None, pcie_switch=pcie_switch, path=path)
+                p2p=p2p, nics="none", pcie_switch=pcie_switch, path=path)
     return g
 
 
@@ -131,7 +130,7 @@ def cluster(servers: int = 2, gpus_per_server: int = 8, server: str = "nvswitch"
         server_nics.append(_add_server(
             g, s, s * gpus_per_server, kind=server, gpus=gpus_per_server, nvlink=nvlink,
             nvlinks=_int(nvlinks, f"{path}.nvlinks"), pcie=pcie, pcie_lanes=16, p2p=p2p, nics=nics,
-            nic_spec=nic_spec, pcie_switch=True, path=path))
+            pcie_switch=True, path=path))
     switch_spec = tech.network(network, nic_rate_Bps, path=f"{path}.network")
     if fabric == "single_switch":
         sw = add_node(g, "switch0", "switch")
@@ -193,7 +192,7 @@ def fso_sites(servers_per_site: int = 1, gpus_per_server: int = 8, server: str =
         for _ in range(servers_per_site):
             for nic in _add_server(g, s, s * gpus_per_server, kind=server, gpus=gpus_per_server, nvlink="nvlink4",
                                    nvlinks=18, pcie="pcie5", pcie_lanes=16, p2p=True, nics="per_server",
-                                   nic_spec=nic_spec, pcie_switch=True, path=path):
+                                   pcie_switch=True, path=path):
                 add_link(g, nic, sw, nic_spec)
             g.nodes[f"s{s}.host"]["site"] = site
             s += 1
@@ -204,12 +203,10 @@ def fso_sites(servers_per_site: int = 1, gpus_per_server: int = 8, server: str =
         add_link(g, b, site_switches[1], nic_spec)
         add_link(g, a, b, tech.fso(fso_rate_Bps, distance_m), link_id=f"fso{k}", distance_m=distance_m)
     if backup is not None:
-        if backup == "fiber":
-            latency = distance_m * tech.SPEED_OF_LIGHT_FIBRE_S_PER_M if backup_latency_s is None else backup_latency_s
-            spec = tech.LinkSpec("ethernet", backup_rate_Bps, tech.network("ethernet", 1.0).efficiency, latency)
-        else:
-            latency = distance_m * tech.SPEED_OF_LIGHT_AIR_S_PER_M if backup_latency_s is None else backup_latency_s
-            spec = tech.LinkSpec("ethernet", backup_rate_Bps, tech.network("ethernet", 1.0).efficiency, latency)
+        per_m = tech.SPEED_OF_LIGHT_FIBRE_S_PER_M if backup == "fiber" else tech.SPEED_OF_LIGHT_AIR_S_PER_M
+        latency = distance_m * per_m if backup_latency_s is None else backup_latency_s
+        spec = tech.network("ethernet", backup_rate_Bps, cable_m=0.0, path=f"{path}.backup")
+        spec = tech.LinkSpec(spec.technology, spec.bandwidth_Bps, spec.efficiency, latency)
         add_link(g, site_switches[0], site_switches[1], spec, cost=1000.0, backup=True, link_id=backup)
     return g
 
