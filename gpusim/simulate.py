@@ -128,10 +128,10 @@ def _run_cluster(scenario: Scenario, spec: ClusterSpec) -> ClusterResult:
         record = JobRecord(job.name, job.type, job.raw["size_bytes"], n)
         records.append(record)
         env.process(job_process(fabric, coll, job, ranks, record, events, rng))
-    extra = {}
+    weather_report = None
     if scenario.weather:
         from gpusim.workloads.weather_driver import attach_weather  # FSO what-ifs
-        extra = attach_weather(fabric, scenario.weather, rng, "weather")
+        weather_report = attach_weather(fabric, scenario.weather, rng, "weather", scenario.weather_csv_text)
     env.run(until=scenario.duration_limit_s)
     stalled = fabric.net.stalled
     jobs = []
@@ -143,8 +143,7 @@ def _run_cluster(scenario: Scenario, spec: ClusterSpec) -> ClusterResult:
                               r.iterations[-1][1] if r.iterations else None, its, r.detail))
     ends = [j.end_s for j in jobs if j.end_s is not None]
     makespan = max(ends) if ends else 0.0
-    if callable(extra):
-        extra = extra()
+    extra = weather_report() if weather_report else {}
     return ClusterResult(spec.label, spec.preset, summary(cluster.graph), jobs, makespan, _busiest(fabric, makespan),
                          extra)
 

@@ -96,13 +96,19 @@ def all_reduce_rabenseifner(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_by
     ``(2 floor(lg p) + 2) a + (2(p-1)/p + 2) n b + (1 + (p-1)/p) n g``.
     Source: Thakur et al. 2005 (MPICH ``allreduce.c`` comment), physics.md §2.
     """
+    return _rabenseifner(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte, extra_steps=2)
+
+
+def _rabenseifner(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte, extra_steps: int) -> float:
+    """Shared form of Rabenseifner all_reduce (``extra_steps`` 2) and reduce (1): for non-power-of-two p the folded
+    processes cost ``extra_steps`` more latencies and ``extra_steps * n b`` more bytes (Thakur et al. 2005)."""
     p, n, a, b, g = _check(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte)
     if p == 1:
         return 0.0
     f = (p - 1) / p
     if _is_pow2(p):
         return 2 * _lg_floor(p) * a + 2 * f * n * b + f * n * g
-    return (2 * _lg_floor(p) + 2) * a + (2 * f + 2) * n * b + (1 + f) * n * g
+    return (2 * _lg_floor(p) + extra_steps) * a + (2 * f + extra_steps) * n * b + (1 + f) * n * g
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -195,13 +201,7 @@ def reduce_rabenseifner(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0
     ``(2 floor(lg p) + 1) a + (2(p-1)/p + 1) n b + (1 + (p-1)/p) n g``.
     Source: Thakur et al. 2005, physics.md §2.
     """
-    p, n, a, b, g = _check(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte)
-    if p == 1:
-        return 0.0
-    f = (p - 1) / p
-    if _is_pow2(p):
-        return 2 * _lg_floor(p) * a + 2 * f * n * b + f * n * g
-    return (2 * _lg_floor(p) + 1) * a + (2 * f + 1) * n * b + (1 + f) * n * g
+    return _rabenseifner(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte, extra_steps=1)
 
 
 def gather_binomial(p, n_bytes, alpha_s, beta_s_per_byte, gamma_s_per_byte=0.0) -> float:

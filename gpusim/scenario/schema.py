@@ -70,6 +70,7 @@ class Scenario:
     duration_limit_s: float | None
     weather: dict | None
     source: dict                 # the parsed YAML, echoed in results
+    weather_csv_text: str | None = None   # contents of weather.csv, read here so lower layers do no I/O
 
 
 def load(path: str | Path) -> Scenario:
@@ -88,8 +89,7 @@ def load(path: str | Path) -> Scenario:
         csv_path = p.parent / str(scenario.weather["csv"])
         if not csv_path.is_file():
             raise GpusimError("weather.csv", f"file '{csv_path}' not found")
-        scenario.weather = {**scenario.weather, "_csv_text": csv_path.read_text()}
-        del scenario.weather["csv"]
+        scenario.weather_csv_text = csv_path.read_text()
     return scenario
 
 

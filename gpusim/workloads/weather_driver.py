@@ -32,19 +32,21 @@ from gpusim.links import fso, goodput
 from gpusim.links import weather as wx
 from gpusim.scenario import fields as F
 
-_KEYS = ("links", "transport", "fog_model", "detection_delay", "optics", "schedule", "constant", "markov", "csv",
-         "_csv_text", "rtt")
+_KEYS = ("links", "transport", "fog_model", "detection_delay", "optics", "schedule", "constant", "markov", "csv", "rtt")
 
 
-def timeline_from(cfg: dict, rng: np.random.Generator, path: str) -> wx.WeatherTimeline:
-    given = [k for k in ("schedule", "constant", "markov", "_csv_text") if k in cfg]
+def timeline_from(cfg: dict, rng: np.random.Generator, path: str, csv_text: str | None = None) -> wx.WeatherTimeline:
+    """The weather timeline the block asks for; ``csv_text`` is the file named by ``csv`` (read by the caller)."""
+    given = [k for k in ("schedule", "constant", "markov", "csv") if k in cfg]
     if len(given) != 1:
         raise GpusimError(path, "give exactly one of schedule, constant, markov or csv")
     kind = given[0]
     if kind == "schedule":
         return wx.weather_schedule(cfg["schedule"], f"{path}.schedule")
-    if kind == "_csv_text":
-        return wx.weather_schedule_from_csv(cfg["_csv_text"], f"{path}.csv")
+    if kind == "csv":
+        if csv_text is None:
+            raise GpusimError(f"{path}.csv", "a weather CSV is read from a scenario file; in a notebook use schedule")
+        return wx.weather_schedule_from_csv(csv_text, f"{path}.csv")
     if kind == "constant":
         const = F.mapping(cfg["constant"], f"{path}.constant")
         return wx.constant_weather(fso.weather_from_dict(const, f"{path}.constant"))
@@ -53,7 +55,8 @@ def timeline_from(cfg: dict, rng: np.random.Generator, path: str) -> wx.WeatherT
     return wx.markov_weather(rng, units.time(mk["duration"], f"{path}.markov.duration"), start_state=mk.get("start", "clear"))
 
 
-def attach_weather(fabric: Fabric, cfg: dict, rng: np.random.Generator, path: str = "weather"):
+def attach_weather(fabric: Fabric, cfg: dict, rng: np.random.Generator, path: str = "weather",
+                   csv_text: str | None = None):
     """Start weather processes on the fabric's FSO links; returns a function giving the report at the end."""
     F.check_keys(cfg, _KEYS, path)
     g = fabric.g
@@ -70,7 +73,7 @@ def attach_weather(fabric: Fabric, cfg: dict, rng: np.random.Generator, path: st
     transport = F.string(cfg.get("transport", "roce"), f"{path}.transport", goodput.TRANSPORTS)
     fog_model = F.string(cfg.get("fog_model", "kim"), f"{path}.fog_model", fso.FOG_MODELS)
     delay = F.time(cfg.get("detection_delay", "50 ms"), f"{path}.detection_delay")
-    timeline = timeline_from(cfg, rng, path)
+    timeline = timeline_from(cfg, rng, path, csv_text)
     report = {"links": {}, "transport": transport, "fog_model": fog_model, "detection_delay_s": delay}
     for name in names:
         u, v = fso_links[name]

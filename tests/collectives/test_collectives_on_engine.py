@@ -96,11 +96,17 @@ def test_hierarchical_two_level_and_tree_complete_and_are_bounded_by_ring_bandwi
         assert r.time_s > 2 * 31 / 32 * size / fabric.net.capacity.max()
 
 
-@pytest.mark.parametrize("op", ["all_to_all", "sendrecv", "reduce"])
-def test_other_ops_run(op):
+def test_sendrecv_ring_shift_on_switch_equals_closed_form():
+    """Every rank sends S to the next over its own up- and downlink: S / B + 2 link latencies."""
+    size = 1 << 26
+    r = measure(Fabric(b.switch(4, B, LAT)), CostModel.ideal(), "sendrecv", range(4), size)
+    assert r.time_s == pytest.approx(size / B + 2 * LAT, rel=1e-9)
+
+
+def test_reduce_is_the_reversed_broadcast_chain():
     fabric = Fabric(b.switch(4, B, LAT))
-    r = measure(fabric, CostModel.ideal(), op, range(4), 1 << 20)
-    assert r.time_s > 0
+    reduce = measure(fabric, CostModel.ideal(), "reduce", range(4), 1 << 26).time_s
+    assert reduce == pytest.approx(RingPipeline(4, B, 2 * LAT).time_s("broadcast", 1 << 26), rel=1e-9)
 
 
 def test_all_to_all_direct_on_switch_equals_closed_form():

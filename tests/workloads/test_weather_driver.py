@@ -58,3 +58,11 @@ def test_all_bytes_are_delivered_despite_the_outage():
 def test_weather_on_a_cluster_without_fso_is_an_error():
     with pytest.raises(GpusimError, match="no FSO link"):
         run("20 ms", preset="dgx-h100")
+
+
+def test_weather_from_a_csv_file_next_to_the_scenario(tmp_path):
+    (tmp_path / "fog.csv").write_text("time,visibility\n0 s,10 km\n10 ms,60 m\n200 ms,10 km\n")
+    (tmp_path / "s.yaml").write_text("cluster: fso-sites\njobs: [{name: ar, op: all_reduce, size: 64 MiB}]\n"
+                                     "weather: {csv: fog.csv, detection_delay: 20 ms}\n")
+    c = simulate(schema.load(tmp_path / "s.yaml")).clusters[0]
+    assert c.extra["links"]["fso0"]["outages"] == [[pytest.approx(0.010), pytest.approx(0.200)]]
