@@ -16,6 +16,7 @@ from gpusim.collectives.cost_model import PROTOCOLS, CostModel
 from gpusim.collectives.plans import ALGOS_FOR, OPS, Phase, Planner
 from gpusim.engine.fabric import Fabric
 from gpusim.engine.maxmin import max_min_rates
+from gpusim.engine.network import incidence
 from gpusim.errors import GpusimError, unknown
 
 _OUR_ALGO = {nm.Algo.RING: "ring", nm.Algo.TREE: "tree", nm.Algo.NVLS: "nvls"}
@@ -184,10 +185,7 @@ def _phase_time(phase: Phase, capacity: np.ndarray) -> float:
     flows = phase.flows
     if not flows:
         return 0.0
-    lens = np.array([f.links.size for f in flows])
-    fo = np.repeat(np.arange(len(flows)), lens)
-    lo = np.concatenate([f.links for f in flows])
-    w = np.concatenate([f.weights for f in flows])
+    fo, lo, w = incidence(flows)
     rates = max_min_rates(fo, lo, w, capacity, len(flows), np.array([f.cap_Bps for f in flows]))
     sizes = np.array([f.size_bytes for f in flows])
     lat = np.array([f.latency_s for f in flows])

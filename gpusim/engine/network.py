@@ -46,6 +46,15 @@ class FlowSpec:
             raise ValueError(f"flow size must be a finite non-negative number of bytes, got {self.size_bytes!r}")
 
 
+def incidence(specs: list[FlowSpec], first: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flow position, link, weight) arrays of ``specs``, flow positions numbered from ``first``."""
+    lens = np.fromiter((s.links.size for s in specs), dtype=np.int64, count=len(specs))
+    fo = np.repeat(np.arange(first, first + len(specs)), lens)
+    lo = np.concatenate([s.links for s in specs]) if specs else np.zeros(0, dtype=np.int64)
+    w = np.concatenate([s.weights for s in specs]) if specs else np.zeros(0)
+    return fo, lo, w
+
+
 @dataclass
 class Group:
     """Flows submitted together; ``done`` fires when the last one has arrived (value: this group)."""
@@ -225,10 +234,10 @@ class FlowNetwork:
         new, self._new = self._new, []
         base = self._rem.size
         specs = [g.specs[i] for g, i in new]
-        lens = np.fromiter((s.links.size for s in specs), dtype=np.int64, count=len(specs))
-        self._fo = np.concatenate([self._fo, np.repeat(np.arange(base, base + len(specs)), lens)])
-        self._lo = np.concatenate([self._lo, *[s.links for s in specs]])
-        self._w = np.concatenate([self._w, *[s.weights for s in specs]])
+        fo, lo, w = incidence(specs, base)
+        self._fo = np.concatenate([self._fo, fo])
+        self._lo = np.concatenate([self._lo, lo])
+        self._w = np.concatenate([self._w, w])
         self._group.extend(g for g, _ in new)
         self._index = np.concatenate([self._index, np.fromiter((i for _, i in new), dtype=np.int64, count=len(new))])
         self._rem = np.concatenate([self._rem, [s.size_bytes for s in specs]])
