@@ -178,32 +178,17 @@ class Planner:
             raise GpusimError("algo", "hierarchical needs ranks on two or more servers with the same number on each; "
                                       "use ring or tree")
         rails = [[g[i] for g in groups] for i in range(m)]
-        intra_op = {"all_reduce": ("reduce_scatter", "all_gather"), "all_gather": (None, "all_gather"),
-                    "reduce_scatter": ("reduce_scatter", None)}[op]
-        inter_op = op
-        phases = []
+        # inside each server before and after the across-server step (all_gather: across first, then inside)
+        before, after = {"all_reduce": ("reduce_scatter", "all_gather"), "all_gather": (None, "all_gather"),
+                         "reduce_scatter": ("reduce_scatter", None)}[op]
 
-        def intra(kind, label):
-            flows = []
-            for grp in groups:
-                if len(grp) > 1:
-                    flows += self._ring(kind, grp, size_bytes, proto, channels, label).flows
-            return Phase(flows, label)
+        def intra(kind):
+            flows = [f for grp in groups for f in self._ring(kind, grp, size_bytes, proto, channels, f"intra-{kind}").flows]
+            return Phase(flows, f"intra-{kind}")
 
-        def inter(label):
-            flows = []
-            for rail in rails:
-                flows += self._ring(inter_op, rail, size_bytes / m, proto, channels, label).flows
-            return Phase(flows, label)
-
-        if op == "all_gather":
-            return [inter("inter-all_gather"), intra("all_gather", "intra-all_gather")]
-        if intra_op[0] and m > 1:
-            phases.append(intra(intra_op[0], "intra-reduce_scatter"))
-        phases.append(inter(f"inter-{op}"))
-        if intra_op[1] and m > 1:
-            phases.append(intra(intra_op[1], "intra-all_gather"))
-        return phases
+        inter = Phase([f for rail in rails
+                       for f in self._ring(op, rail, size_bytes / m, proto, channels, f"inter-{op}").flows], f"inter-{op}")
+        return ([intra(before)] if before and m > 1 else []) + [inter] + ([intra(after)] if after and m > 1 else [])
 
     def _nvls(self, ranks, size_bytes) -> Phase:
         flows = []

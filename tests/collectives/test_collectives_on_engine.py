@@ -143,3 +143,15 @@ def test_estimate_tuner_picks_tree_for_tiny_messages_on_many_ranks():
     r = measure(fabric, CostModel.ideal(), "all_reduce", range(16), 8)
     assert r.algo == "tree"
     assert r.time_s == pytest.approx(2 * 4 * 2 * LAT, rel=1e-3)
+
+
+def test_hierarchical_all_reduce_is_its_reduce_scatter_plus_all_gather():
+    """Two-level: (intra RS, inter AR, intra AG) moves the bytes of (intra RS, inter RS) + (inter AG, intra AG);
+    only the inter step's base latency is counted once instead of twice."""
+    c = presets.build("dgx-h100-cluster:servers=4")
+    fabric = Fabric(c.graph)
+    t = {op: measure(fabric, c.model, op, range(32), 1 << 30, algo="hierarchical", proto="Simple").time_s
+         for op in ("all_reduce", "reduce_scatter", "all_gather")}
+    assert t["reduce_scatter"] == pytest.approx(t["all_gather"], rel=1e-9)
+    base = c.model.base_latency_s("ring", "Simple")
+    assert t["all_reduce"] == pytest.approx(t["reduce_scatter"] + t["all_gather"] - base, rel=1e-9)
