@@ -40,6 +40,7 @@ class Router:
         self._core_paths: dict[tuple[str, str], list[Path]] = {}
         self._attach: dict[str, tuple[str, Path]] = {}
         self._core_graphs: dict[bool, nx.DiGraph] = {}
+        self._islands: dict[str, int] | None = None
 
     # -- public -------------------------------------------------------------------------------------------
     def path(self, src: str, dst: str, key: int = 0) -> Path:
@@ -76,7 +77,7 @@ class Router:
         if g.graph.get("routing") == "shortest":
             return self._shortest(src, dst, key)
         both_gpu = g.nodes[src]["kind"] == "gpu" and g.nodes[dst]["kind"] == "gpu"
-        if both_gpu:
+        if both_gpu and self._island(src) == self._island(dst):
             p = self._bfs(src, dst, lambda t: t.startswith("nvlink"), lambda n, d: d["kind"] == "nvswitch")
             if p:
                 return p
@@ -88,6 +89,25 @@ class Router:
             if p:
                 return p
         return self._network(src, dst, key)
+
+    def _island(self, node: str) -> int:
+        """Id of the set of nodes joined by NVLink, PCIe or host memory (a server): only GPUs on the same island can
+        skip the network, so the local tiers are not searched for pairs on different islands."""
+        if self._islands is None:
+            self._islands = {}
+            local = ("nvlink", "pcie", "memory")
+            for start in self.g.nodes:
+                if start in self._islands:
+                    continue
+                self._islands[start] = len(self._islands)
+                ident, queue = self._islands[start], deque([start])
+                while queue:
+                    u = queue.popleft()
+                    for v, d in self.g.adj[u].items():
+                        if v not in self._islands and d["technology"].startswith(local):
+                            self._islands[v] = ident
+                            queue.append(v)
+        return self._islands[node]
 
     def _usable(self, u: str, v: str, d: dict) -> bool:
         return d.get("up", True)
