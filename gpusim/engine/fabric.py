@@ -27,6 +27,9 @@ class Fabric:
         self.latency_s = np.array([g.edges[e]["latency_s"] for e in self.edges], dtype=float)
         self.net = FlowNetwork(self.env, [capacity_Bps(g.edges[e]) for e in self.edges])
         self.gpus = gpus(g)
+        # a GPU's send + receive budget, where the topology sets one (technology gpu_io self-loop)
+        self.io_link = {u: self.link_index[(u, v)] for u, v, d in g.edges(data=True)
+                        if u == v and d["technology"] == "gpu_io"}
         if not self.gpus:
             raise GpusimError("cluster", "the topology has no GPU")
         self._links_cache: dict[tuple, np.ndarray] = {}
@@ -44,12 +47,13 @@ class Fabric:
         return self.gpus[rank]
 
     def path_links(self, src: str, dst: str, key: int = 0) -> np.ndarray:
-        """Link indices along the route from ``src`` to ``dst``."""
+        """Link indices along the route from ``src`` to ``dst``, plus both ends' send/receive budgets if set."""
         ck = (src, dst, key if self.router.ecmp else 0)
         hit = self._links_cache.get(ck)
         if hit is None:
             p = self.router.path(src, dst, key)
-            hit = np.fromiter((self.link_index[e] for e in zip(p, p[1:])), dtype=np.int64, count=len(p) - 1)
+            ends = [self.io_link[n] for n in (src, dst) if n in self.io_link and src != dst]
+            hit = np.array([self.link_index[e] for e in zip(p, p[1:])] + ends, dtype=np.int64)
             self._links_cache[ck] = hit
         return hit
 

@@ -35,11 +35,11 @@ NETWORK_RATES_Gbps = (10, 25, 40, 50, 100, 200, 400, 800)
 # They are starting points: software per-step latency (NCCL's 0.6-14 us hwLatencies) is added by the collective
 # layer, and calibration fits both.
 _LATENCY_S = {"nvlink": 0.3e-6, "pcie": 0.5e-6, "ib": 0.2e-6, "roce": 0.45e-6, "ethernet": 0.45e-6,
-              "memory": 0.1e-6, "generic": 0.0, "fso": 0.0}
+              "memory": 0.1e-6, "generic": 0.0, "fso": 0.0, "gpu_io": 0.0}
 SPEED_OF_LIGHT_FIBRE_S_PER_M = 1 / 2.0e8  # ~5 ns/m in glass (n ~ 1.5)
 SPEED_OF_LIGHT_AIR_S_PER_M = 1 / 299_792_458.0
 
-TECHNOLOGIES = sorted([*_NVLINK, *_PCIE_LANE, *_NETWORK_EFFICIENCY, "fso", "generic", "memory"])
+TECHNOLOGIES = sorted([*_NVLINK, *_PCIE_LANE, *_NETWORK_EFFICIENCY, "fso", "generic", "memory", "gpu_io"])
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,17 @@ def host_memory(bandwidth_Bps: float = 200e9) -> LinkSpec:
     """Staging through host DRAM (the self-loop a no-P2P copy takes). 200 GB/s is a dual-socket DDR5 order of
     magnitude; the PCIe links around it are the bottleneck in practice."""
     return LinkSpec("memory", bandwidth_Bps, 1.0, _LATENCY_S["memory"])
+
+
+def gpu_io(bandwidth_Bps: float, path: str = "gpu_io") -> LinkSpec:
+    """A GPU's combined send + receive rate (a self-loop every transfer into or out of the GPU crosses).
+
+    Each link direction has its own capacity, but what drives them may not: over NCCL's SHM transport two H200s
+    moved 49 GB/s one way yet 25 + 25 GB/s both ways (validation/data/h200, 2-rank broadcast vs ring ops), so the
+    copies in and out share one budget. Unset, a GPU has no such limit."""
+    if not bandwidth_Bps > 0:
+        raise GpusimError(f"{path}", f"expected a positive bandwidth, got {bandwidth_Bps!r}")
+    return LinkSpec("gpu_io", bandwidth_Bps, 1.0, _LATENCY_S["gpu_io"])
 
 
 def generic(bandwidth_Bps: float, latency_s: float, path: str = "link") -> LinkSpec:

@@ -44,7 +44,8 @@ def _choice(value, choices, path: str, what: str) -> str:
 
 
 def _add_server(g: nx.DiGraph, s: int, rank0: int, *, kind: str, gpus: int, nvlink: str, nvlinks: int,
-                pcie: str, pcie_lanes: int, p2p: bool, nics: str, pcie_switch: bool, path: str) -> list[str]:
+                pcie: str, pcie_lanes: int, p2p: bool, nics: str, pcie_switch: bool, path: str,
+                gpu_io_Bps: float | None = None) -> list[str]:
     """Add one server's nodes and links; returns its NIC names (in GPU-rail order)."""
     host = add_node(g, f"s{s}.host", "host", server=s, p2p=p2p)
     add_link(g, host, host, tech.host_memory())
@@ -58,6 +59,8 @@ def _add_server(g: nx.DiGraph, s: int, rank0: int, *, kind: str, gpus: int, nvli
     switch_of: dict[int, str] = {}
     for i in range(gpus):
         gpu = add_node(g, f"s{s}.gpu{i}", "gpu", server=s, rank=rank0 + i, local_rank=i)
+        if gpu_io_Bps is not None:
+            add_link(g, gpu, gpu, tech.gpu_io(gpu_io_Bps, f"{path}.gpu_io"))
         if pcie_switch:
             k = i // per_switch
             if k not in switch_of:
@@ -81,24 +84,24 @@ def _add_server(g: nx.DiGraph, s: int, rank0: int, *, kind: str, gpus: int, nvli
 
 
 def nvswitch_server(gpus: int = 8, nvlink: str = "nvlink4", nvlinks: int = 18, pcie: str = "pcie5",
-                    name: str = "nvswitch-server", path: str = "cluster") -> nx.DiGraph:
+                    gpu_io_Bps: float | None = None, name: str = "nvswitch-server", path: str = "cluster") -> nx.DiGraph:
     """One server of ``gpus`` GPUs on NVSwitch, each with ``nvlinks`` lanes of ``nvlink`` (H100: nvlink4 x 18)."""
     _int(gpus, f"{path}.gpus", high=576)
     g = new_topology(name)
     _add_server(g, 0, 0, kind="nvswitch", gpus=gpus, nvlink=nvlink, nvlinks=_int(nvlinks, f"{path}.nvlinks"),
-                pcie=pcie, pcie_lanes=16, p2p=True, nics="none", pcie_switch=True, path=path)
+                pcie=pcie, pcie_lanes=16, p2p=True, nics="none", pcie_switch=True, path=path, gpu_io_Bps=gpu_io_Bps)
     return g
 
 
 def pcie_box(gpus: int = 2, pcie: str = "pcie4", lanes: int = 16, p2p: bool = False, pcie_switch: bool = True,
-             name: str = "pcie-box", path: str = "cluster") -> nx.DiGraph:
+             gpu_io_Bps: float | None = None, name: str = "pcie-box", path: str = "cluster") -> nx.DiGraph:
     """``gpus`` GPUs on PCIe; without ``p2p`` a GPU-to-GPU copy goes through host memory (two PCIe traversals)."""
     _int(gpus, f"{path}.gpus", high=64)
     if not isinstance(p2p, bool):
         raise GpusimError(f"{path}.p2p", f"expected true or false, got {p2p!r}")
     g = new_topology(name)
     _add_server(g, 0, 0, kind="pcie", gpus=gpus, nvlink="nvlink4", nvlinks=1, pcie=pcie, pcie_lanes=lanes,
-                p2p=p2p, nics="none", pcie_switch=pcie_switch, path=path)
+                p2p=p2p, nics="none", pcie_switch=pcie_switch, path=path, gpu_io_Bps=gpu_io_Bps)
     return g
 
 
@@ -106,12 +109,13 @@ def cluster(servers: int = 2, gpus_per_server: int = 8, server: str = "nvswitch"
             nvlinks: int = 18, pcie: str = "pcie5", p2p: bool = True, nics: str = "per_gpu",
             network: str = "roce", nic_rate_Bps: float = 400e9 / 8, fabric: str = "rail_optimized",
             servers_per_leaf: int = 16, spines: int | None = None, oversubscription: float = 1.0,
-            name: str = "cluster", path: str = "cluster") -> nx.DiGraph:
+            gpu_io_Bps: float | None = None, name: str = "cluster", path: str = "cluster") -> nx.DiGraph:
     """Servers joined by a network: NICs per GPU or per server, on one switch, a fat-tree, or rail-optimized.
 
     fat_tree: leaves of ``servers_per_leaf`` servers, every leaf wired to every spine; a leaf's uplink capacity is
     its downlink capacity divided by ``oversubscription``. rail_optimized: NIC r of every server meets NIC r of
-    the others on rail leaf r (one hop for same-rail traffic); rail leaves join through spines.
+    the others on rail leaf r (one hop for same-rail traffic); rail leaves join through spines. ``gpu_io_Bps``
+    caps each GPU's send + receive total (:func:`gpusim.links.technology.gpu_io`).
     """
     _int(servers, f"{path}.servers", high=100_000)
     _int(gpus_per_server, f"{path}.gpus_per_server", high=576)
@@ -130,7 +134,7 @@ def cluster(servers: int = 2, gpus_per_server: int = 8, server: str = "nvswitch"
         server_nics.append(_add_server(
             g, s, s * gpus_per_server, kind=server, gpus=gpus_per_server, nvlink=nvlink,
             nvlinks=_int(nvlinks, f"{path}.nvlinks"), pcie=pcie, pcie_lanes=16, p2p=p2p, nics=nics,
-            pcie_switch=True, path=path))
+            pcie_switch=True, path=path, gpu_io_Bps=gpu_io_Bps))
     switch_spec = tech.network(network, nic_rate_Bps, path=f"{path}.network")
     if fabric == "single_switch":
         sw = add_node(g, "switch0", "switch")

@@ -37,8 +37,8 @@ def _errors(rows, name):
 
 
 # (median <1MiB, median >=1MiB) bounds: on the training world size (4) and on the held-back one (2)
-BOUNDS_TRAIN = {"nvlink": (0.25, 0.08), "pcie_shm": (0.26, 0.17), "socket": (0.17, 0.15)}
-BOUNDS_HELDOUT = {"nvlink": (0.30, 0.14), "pcie_shm": (0.22, 0.08), "socket": (0.13, 0.21)}
+BOUNDS_TRAIN = {"nvlink": (0.25, 0.08), "pcie_shm": (0.26, 0.17), "socket": (0.16, 0.14)}
+BOUNDS_HELDOUT = {"nvlink": (0.30, 0.14), "pcie_shm": (0.22, 0.08), "socket": (0.13, 0.12)}
 
 
 @pytest.mark.parametrize("transport", sorted(PRESETS))
@@ -61,7 +61,7 @@ def test_committed_preset_errors_on_training_and_held_back_ranks(data, transport
 # cross-validation: fit on one world size, check the other; (median <1MiB, median >=1MiB) bounds on held-back rows
 CROSS = {("nvlink", 4): (0.30, 0.14), ("nvlink", 2): (0.40, 0.20),
          ("pcie_shm", 4): (0.22, 0.08), ("pcie_shm", 2): (0.27, 0.19),
-         ("socket", 4): (0.13, 0.21), ("socket", 2): (0.22, 0.17)}
+         ("socket", 4): (0.13, 0.12), ("socket", 2): (0.21, 0.13)}
 
 
 @pytest.mark.parametrize("transport, train", sorted(CROSS))
@@ -80,13 +80,15 @@ def test_cross_validation_between_world_sizes(data, transport, train):
 
 def test_fitted_parameters_say_what_the_hardware_did(data):
     """NVLink runs at ~3/4 of its 450 GB/s raw per direction; SHM is bounded by PCIe 5.0 x16 shared by a GPU
-    pair (H2D copies measured 55 GB/s alone); loopback sockets carry a few GB/s."""
+    pair (H2D copies measured 55 GB/s alone); loopback sockets carry a few GB/s per GPU, sent and received
+    together (one-way broadcast ~6 GB/s, two-way rings ~3-4 each way), with no tighter limit on the wire."""
     nv = preset_file.read(presets.calibrated()["h200-nvlink"])
     shm = preset_file.read(presets.calibrated()["h200-pcie-shm"])
     sock = preset_file.read(presets.calibrated()["h200-socket"])
     assert 0.65 < nv.links["nvlink4"]["efficiency"] < 0.85
     assert 40e9 < 63e9 * shm.links["pcie5"]["efficiency"] < 55e9
-    assert 2e9 < sock.links["ethernet"]["bandwidth_Bps"] < 6e9
+    assert 5e9 < sock.links["gpu_io"]["bandwidth_Bps"] < 8e9
+    assert sock.links["ethernet"]["bandwidth_Bps"] > sock.links["gpu_io"]["bandwidth_Bps"]
     assert sock.model["allowed_protocols"] == ("LL", "Simple")
 
 

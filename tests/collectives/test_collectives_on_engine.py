@@ -155,3 +155,19 @@ def test_hierarchical_all_reduce_is_its_reduce_scatter_plus_all_gather():
     assert t["reduce_scatter"] == pytest.approx(t["all_gather"], rel=1e-9)
     base = c.model.base_latency_s("ring", "Simple")
     assert t["all_reduce"] == pytest.approx(t["reduce_scatter"] + t["all_gather"] - base, rel=1e-9)
+
+
+def test_gpu_io_budget_is_shared_by_sending_and_receiving():
+    """With a send + receive budget D per GPU and links of capacity C > D/2: a one-way broadcast runs at
+    min(C, D), a two-way ring at D/2 each way (each GPU sends and receives at the ring's rate)."""
+    C, D, size = 50e9, 60e9, 1 << 30
+    fabric = Fabric(b.switch(2, C, 0.0))
+    plain = measure(fabric, CostModel.ideal(), "broadcast", range(2), size, algo="ring").busbw_GBps
+    g = b.pcie_box(2, "pcie5", 16, p2p=True, gpu_io_Bps=D)
+    one_way = measure(Fabric(g), CostModel.ideal(), "broadcast", range(2), size, algo="ring")
+    two_way = measure(Fabric(g), CostModel.ideal(), "all_gather", range(2), size, algo="ring")
+    link = 63e9 / 16 * 16 * 0.8  # PCIe 5.0 x16 payload capacity
+    assert plain == pytest.approx(C / 1e9, rel=1e-9)
+    # PCIe hop latencies (a few us) are all that separates these from the fluid rates over a 1 GiB transfer
+    assert one_way.busbw_GBps == pytest.approx(min(link, D) / 1e9, rel=2e-4)
+    assert two_way.busbw_GBps == pytest.approx(D / 2 / 1e9, rel=2e-4)
