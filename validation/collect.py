@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import ctypes
+import ctypes.util
 import datetime
 import glob
 import json
@@ -119,6 +121,77 @@ class _Clock:
         return time.perf_counter() - self.t0
 
 
+class _NcclApi:
+    """NCCL's C API through ctypes, on the libnccl that torch itself loaded: what nccl-tests calls, one C call per
+    launch and no PyTorch dispatch, so small messages are timed by the GPU and the links rather than by Python."""
+
+    NCCL_FLOAT32, NCCL_SUM = 7, 0     # ncclDataType_t ncclFloat32, ncclRedOp_t ncclSum (nccl.h)
+
+    class UniqueId(ctypes.Structure):
+        _fields_ = [("internal", ctypes.c_char * 128)]   # NCCL_UNIQUE_ID_BYTES
+
+    def __init__(self):
+        path = self.library_path()
+        self.lib = lib = ctypes.CDLL(path)
+        self.path = path
+        p, i, z = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
+        sigs = {"ncclGetVersion": [ctypes.POINTER(i)], "ncclGetUniqueId": [ctypes.POINTER(self.UniqueId)],
+                "ncclCommInitRank": [ctypes.POINTER(p), i, self.UniqueId, i], "ncclCommDestroy": [p],
+                "ncclAllReduce": [p, p, z, i, i, p, p], "ncclAllGather": [p, p, z, i, p, p],
+                "ncclReduceScatter": [p, p, z, i, i, p, p], "ncclBroadcast": [p, p, z, i, i, p, p],
+                "ncclSend": [p, z, i, i, p, p], "ncclRecv": [p, z, i, i, p, p],
+                "ncclGroupStart": [], "ncclGroupEnd": []}
+        for name, argtypes in sigs.items():
+            f = getattr(lib, name)
+            f.argtypes, f.restype = argtypes, ctypes.c_int
+        lib.ncclGetErrorString.argtypes, lib.ncclGetErrorString.restype = [ctypes.c_int], ctypes.c_char_p
+        v = ctypes.c_int()
+        self.check(lib.ncclGetVersion(ctypes.byref(v)), "ncclGetVersion")
+        code = v.value     # NCCL_VERSION_CODE: major*10000 + minor*100 + patch since 2.9
+        self.version = f"{code // 10000}.{code // 100 % 100}.{code % 100}"
+
+    @staticmethod
+    def library_path() -> str:
+        """The libnccl mapped into this process by ``import torch`` (so the version is torch's), else the one
+        the dynamic loader finds."""
+        with open("/proc/self/maps") as fh:
+            for line in fh:
+                path = line.split()[-1]
+                if os.path.basename(path).startswith("libnccl.so"):
+                    return path
+        found = ctypes.util.find_library("nccl")
+        if not found:
+            raise RuntimeError("libnccl not found: neither mapped by torch nor on the loader path")
+        return found
+
+    def check(self, rc: int, what: str) -> None:
+        if rc != 0:
+            raise RuntimeError(f"{what} failed: NCCL error {rc} ({self.lib.ncclGetErrorString(rc).decode()})")
+
+    def unique_id(self) -> bytes:
+        uid = self.UniqueId()
+        self.check(self.lib.ncclGetUniqueId(ctypes.byref(uid)), "ncclGetUniqueId")
+        return ctypes.string_at(ctypes.addressof(uid), ctypes.sizeof(uid))
+
+    def comm(self, uid: bytes, n: int, rank: int) -> ctypes.c_void_p:
+        """A communicator of n ranks; NCCL reads NCCL_ALGO/NCCL_PROTO here, so set them before."""
+        u = self.UniqueId()
+        ctypes.memmove(ctypes.addressof(u), uid, ctypes.sizeof(u))
+        comm = ctypes.c_void_p()
+        self.check(self.lib.ncclCommInitRank(ctypes.byref(comm), n, u, rank), "ncclCommInitRank")
+        return comm
+
+    def destroy(self, comm) -> None:
+        self.check(self.lib.ncclCommDestroy(comm), "ncclCommDestroy")
+
+
+class _DirectGroup:
+    """The process group facade _OpRunner needs for launches through :class:`_NcclApi` on one communicator."""
+
+    def __init__(self, api: _NcclApi, comm, stream_ptr: int):
+        self.api, self.comm, self.stream = api, comm, ctypes.c_void_p(stream_ptr)
+
+
 class _OpRunner:
     """Buffers and one launch of one collective, with nccl-tests' size semantics (bytes = total buffer)."""
 
@@ -148,6 +221,8 @@ class _OpRunner:
         """A zero-argument function launching the op on nbytes (total, as nccl-tests counts them)."""
         dist, pg, n = self.dist, self.pg, self.n
         count = nbytes // ELEMENT_BYTES
+        if isinstance(pg, _DirectGroup):
+            return self._bind_direct(nbytes)
         if self.op == "all_reduce":
             x = self.a[:count]
             return lambda: dist.all_reduce(x, group=pg)
@@ -171,6 +246,45 @@ class _OpRunner:
             ops = [dist.P2POp(dist.isend, send, nxt, group=pg), dist.P2POp(dist.irecv, recv, prv, group=pg)]
             for w in dist.batch_isend_irecv(ops):
                 w.wait()
+        return _sendrecv
+
+    def _bind_direct(self, nbytes: int):
+        """bind() through NCCL's C API, with the calls nccl-tests makes: all_to_all is a group of a send and a
+        receive per peer (itself included), sendrecv a group of one send to r+1 and one receive from r-1."""
+        g, n, r = self.pg, self.n, self.grank
+        lib, comm, stream = g.api.lib, g.comm, g.stream
+        f32, total = _NcclApi.NCCL_FLOAT32, nbytes // ELEMENT_BYTES
+        a = ctypes.c_void_p(self.a.data_ptr())
+        b = ctypes.c_void_p(self.b.data_ptr()) if self.b is not None else a
+        check = g.api.check
+        if self.op == "all_reduce":
+            return lambda: check(lib.ncclAllReduce(a, a, total, f32, _NcclApi.NCCL_SUM, comm, stream), "allreduce")
+        if self.op == "broadcast":
+            return lambda: check(lib.ncclBroadcast(a, a, total, f32, 0, comm, stream), "broadcast")
+        if self.op == "all_gather":
+            return lambda: check(lib.ncclAllGather(a, b, total // n, f32, comm, stream), "allgather")
+        if self.op == "reduce_scatter":
+            return lambda: check(lib.ncclReduceScatter(a, b, total // n, f32, _NcclApi.NCCL_SUM, comm, stream),
+                                 "reducescatter")
+        if self.op == "all_to_all":
+            part = total // n
+            sends = [ctypes.c_void_p(self.a.data_ptr() + p * part * ELEMENT_BYTES) for p in range(n)]
+            recvs = [ctypes.c_void_p(self.b.data_ptr() + p * part * ELEMENT_BYTES) for p in range(n)]
+
+            def _all_to_all():
+                check(lib.ncclGroupStart(), "groupStart")
+                for peer in range(n):
+                    check(lib.ncclSend(sends[peer], part, f32, peer, comm, stream), "send")
+                    check(lib.ncclRecv(recvs[peer], part, f32, peer, comm, stream), "recv")
+                check(lib.ncclGroupEnd(), "groupEnd")
+            return _all_to_all
+        nxt, prv = (r + 1) % n, (r - 1) % n
+
+        def _sendrecv():
+            check(lib.ncclGroupStart(), "groupStart")
+            check(lib.ncclSend(a, total, f32, nxt, comm, stream), "send")
+            check(lib.ncclRecv(b, total, f32, prv, comm, stream), "recv")
+            check(lib.ncclGroupEnd(), "groupEnd")
         return _sendrecv
 
     def check(self):
@@ -222,6 +336,10 @@ def _worker(args) -> int:
                             init_method=f"tcp://127.0.0.1:{os.environ['MASTER_PORT']}")
     coll_backend = "gloo" if args.dry_cpu else "nccl"
     nccl_version = ".".join(map(str, torch.cuda.nccl.version())) if cuda else "none"
+    api = _NcclApi() if args.launch == "nccl_api" else None
+    if api is not None:
+        nccl_version = api.version
+        torch.cuda.set_stream(torch.cuda.Stream())    # launches and CUDA events share this one stream
     deadline = float(args.deadline_epoch)
     transport = args.transport
     world_sizes = [int(w) for w in args.world_sizes.split(",")]
@@ -250,9 +368,15 @@ def _worker(args) -> int:
             else:
                 os.environ[key] = val
         ranks = list(range(ws))
-        pg = dist.new_group(ranks, backend=coll_backend)
+        pg = dist.new_group(ranks, backend=coll_backend) if api is None else None
         cg = dist.new_group(ranks, backend="gloo") if ws < world else dist.group.WORLD
         member = rank < ws
+        if member and api is not None:
+            uid = torch.zeros(128, dtype=torch.uint8)
+            if rank == 0:
+                uid = torch.frombuffer(bytearray(api.unique_id()), dtype=torch.uint8)
+            dist.broadcast(uid, src=0, group=cg)
+            pg = _DirectGroup(api, api.comm(bytes(uid.tolist()), ws, rank), torch.cuda.current_stream().cuda_stream)
         if member:
             stopped = _measure_group(torch, dist, args, pg, cg, ws, rank, device, clock, transport, algo, proto,
                                      plan_ops, sizes, deadline, out_csv, nccl_version)
@@ -260,7 +384,11 @@ def _worker(args) -> int:
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)  # members tell the idle ranks whether time ran out
         stopped = bool(flag.item())
         if member:
-            dist.destroy_process_group(pg)
+            if api is not None:
+                torch.cuda.synchronize()
+                api.destroy(pg.comm)
+            else:
+                dist.destroy_process_group(pg)
             if ws < world:
                 dist.destroy_process_group(cg)
         if cuda:
@@ -325,7 +453,7 @@ def _measure_group(torch, dist, args, pg, cg, n, rank, device, clock, transport,
             t_est = torch.tensor([clock.stop_s() / n_warm])
             dist.all_reduce(t_est, op=dist.ReduceOp.MAX, group=cg)
             iters = int(min(args.max_iters, max(args.min_iters, math.ceil(args.target_ms * 1e-3 / t_est.item()))))
-            launch_fn, launch = None, "eager"
+            launch_fn, launch = None, args.launch
             if cuda_graph_ok and nbytes <= graph_cap:
                 iters = min(iters, args.graph_max_iters)
                 launch_fn = _capture(torch, fn, iters)
@@ -659,6 +787,9 @@ def main(argv=None) -> int:
                    help="all_reduce NCCL_ALGO/NCCL_PROTO pairs to force, e.g. Ring/LL,Tree/Simple; 'all' or 'none'")
     p.add_argument("--variant-transports", default="nvlink,pcie_shm")
     p.add_argument("--variant-max-bytes", default="", help="largest size for the forced variants (default: same)")
+    p.add_argument("--launch", default="eager", choices=["eager", "nccl_api"],
+                   help="eager: each call through torch.distributed; nccl_api: NCCL's C API called directly, one "
+                        "C call per launch as nccl-tests makes (torch only allocates, times and rendezvouses)")
     p.add_argument("--graph-max-bytes", default="",
                    help="time sizes up to this by replaying a CUDA graph of the launches (default: never)")
     p.add_argument("--graph-max-iters", type=int, default=1000)
@@ -733,6 +864,8 @@ def _drive(args, parser) -> int:
             a, _, pr = v.partition("/")
             if a not in ALGOS or pr not in PROTOS:
                 parser.error(f"--variants {v}: use ALGO/PROTO with ALGO in {ALGOS} and PROTO in {PROTOS}")
+    if args.launch == "nccl_api" and (args.dry_cpu or args.graph_max_bytes):
+        parser.error("--launch nccl_api needs GPUs and launches eagerly: drop --dry-cpu and --graph-max-bytes")
     sizes = ([parse_size(s) for s in args.sizes.split(",")] if args.sizes
              else size_list(parse_size(args.min_bytes), parse_size(args.max_bytes)))
     summary = {"tag": tag, "machine": machine, "argv": sys.argv, "torch": tv, "nccl": nv, "jobs": []}
@@ -789,7 +922,7 @@ def _drive(args, parser) -> int:
                      "--trials", str(args.trials), "--warmup", str(args.warmup),
                      "--target-ms", str(args.target_ms), "--min-iters", str(args.min_iters),
                      "--max-iters", str(args.max_iters), "--max-point-s", str(args.max_point_s),
-                     "--machine", machine]
+                     "--machine", machine, "--launch", args.launch]
             if args.dry_cpu:
                 wargv.append("--dry-cpu")
             t0 = time.time()

@@ -1,23 +1,28 @@
 """Fit a transport's free model parameters to measured NCCL times, and measure the error on held-back data.
 
 The model of one measured call r = (op, n ranks, size S, algorithm a, protocol p) on the transport's topology is
-exactly :meth:`Collectives.estimate` (the uncontended time a lone collective sees):
+exactly :meth:`Collectives.estimate` of one call in a run of identical back-to-back calls, as nccl-tests and
+validation/collect.py time them:
 
-    t(r; θ) = n · o + Σ_phases max_f [ lat0_f + s · dlat_f + (bytes_f / e_p) / rate_f(C(θ), caps_f / e_p) ]
+    t(r; θ) = n · o + Σ_phases max_f [ lat0_f + b_p · base_f + s_p · step_f + (bytes_f / (e_p g_op)) / rate_f ]
 
-o is a call overhead per rank (every rank's process launches on the one host), lat0_f flow f's latency without
-NCCL's per-step software latencies and dlat_f those latencies (scaled by s = step_latency_scale), e_p the payload
-efficiency of protocol p (LL and LL128 fitted, Simple 1), rate_f the max-min rate on link capacities C(θ) in which
-the transport's bottleneck technology has a fitted efficiency or bandwidth. (a, p) is the forced
-NCCL_ALGO/NCCL_PROTO where the measurement forced them, else what NCCL's tuner picks among the protocols NCCL
-enables on that transport. θ minimises
+o is a call overhead per rank, lat0_f flow f's wire latency, base_f and step_f NCCL's base and per-step software
+latencies of (a, p) scaled per protocol by b_p and s_p, e_p the payload efficiency of protocol p (LL and LL128
+fitted, Simple 1), g_op the operation's bandwidth relative to all_reduce's, and rate_f the max-min rate on link
+capacities C(θ) (the transport's bottleneck technology has a fitted efficiency or bandwidth) under per-flow caps
+(NCCL's protocol caps; for ring all_gather / reduce_scatter also the rank's own-chunk copy, ``local_copy_Bps``).
+(a, p) is the forced NCCL_ALGO/NCCL_PROTO where the measurement forced them, else what NCCL's tuner picks among
+the protocols NCCL enables on that transport. θ minimises
 
-    Σ_r ρ( (ln t(r; θ) - ln t_meas(r))² )         ρ: soft-L1 (a few noisy points do not drag the curve)
+    Σ_r ρ( (ln t(r; θ) - ln t_meas(r))² ) + Σ_k w_k (ln θ_k - ln θ_k⁰)²      ρ: soft-L1, f_scale 0.1
 
 over the training rows (scipy.optimize.least_squares, bounded, in log parameters so every parameter stays
-positive). Relative error in time is what matters from 8 B to 4 GiB, hence log time. Plans and rates are computed
-once per distinct flow shape and reused across sizes, so one evaluation of all rows costs about a millisecond;
-algorithm/protocol choices are held fixed during a solve and the solve repeated until they stop changing.
+positive). Relative error in time is what matters from 8 B to 4 GiB, hence log time; a few noisy points do not
+drag the curve. The second sum is a weak log-normal prior that keeps latency scales, payload efficiencies and op
+scales near NCCL's values where the data cannot separate them (base vs per-step latency on two ranks). Plans and
+rates are computed once per distinct flow shape and reused across sizes, so one evaluation of all rows costs
+about a millisecond; algorithm/protocol choices are held fixed during a solve and the solve repeated until they
+stop changing.
 """
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ from scipy.optimize import least_squares
 
 from gpusim import __version__
 from gpusim.calibration.preset_file import CalibratedPreset
-from gpusim.collectives.cost_model import PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel
+from gpusim.collectives.cost_model import OPS, PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel
 from gpusim.collectives.run import Collectives, measure, normalise_op
 from gpusim.engine.fabric import Fabric
 from gpusim.engine.maxmin import max_min_rates
@@ -47,25 +52,33 @@ _NCCL_ALGO = {"default": "auto", "auto": "auto", "ring": "ring", "tree": "tree",
 _NCCL_PROTO = {"default": "auto", "auto": "auto", "ll": "LL", "ll128": "LL128", "simple": "Simple"}
 
 
+#: Cost-model fields that map a protocol or an operation to a number; a parameter ``<field>.<key>`` is one entry.
+MODEL_MAPS = ("payload_efficiency", "base_latency_scale", "step_latency_scale", "op_bandwidth_scale")
+_COPY_OPS = ("all_gather", "reduce_scatter")     # ring ops whose own-chunk copy CostModel.local_copy_Bps caps
+
+
 @dataclass(frozen=True)
 class Param:
-    """A free parameter: a cost-model field (``step_latency_scale``), the per-rank call overhead,
-    ``<technology>.<field>`` of a link (``nvlink4.efficiency``) or ``payload_efficiency.<protocol>``."""
+    """A free parameter: a cost-model field (``local_copy_Bps``), the per-rank call overhead, one entry of a
+    cost-model map (``step_latency_scale.LL``, ``op_bandwidth_scale.all_gather``) or ``<technology>.<field>``
+    of a link (``nvlink4.efficiency``)."""
 
     name: str
     initial: float
     low: float
     high: float
     unit: str = ""          # how to print it: 'us', 'GB/s' or '' (a plain number)
+    prior: float = 0.0      # width (natural log) of a log-normal prior around ``initial``; 0: none
 
     @property
-    def protocol(self) -> str | None:
+    def entry(self) -> tuple[str, str] | None:
+        """(map, key) for an entry of a cost-model map, else None."""
         head, _, tail = self.name.partition(".")
-        return tail if head == "payload_efficiency" else None
+        return (head, tail) if head in MODEL_MAPS else None
 
     @property
     def link(self) -> tuple[str, str] | None:
-        if "." not in self.name or self.protocol:
+        if "." not in self.name or self.entry:
             return None
         techname, fieldname = self.name.split(".", 1)
         return techname, fieldname
@@ -78,13 +91,19 @@ class Param:
         return f"{value:.4g}"
 
 
-#: Latency scales of the cost model: every flow latency is affine in them.
+#: Latency scales of the cost model (per protocol): every flow latency is affine in them.
 LATENCY_TERMS = ("base_latency_scale", "step_latency_scale")
-PER_RANK = Param("call_overhead_per_rank_s", 10e-6, 1e-9, 1e-3, "us")
-STEP_SCALE = Param("step_latency_scale", 1.0, 1e-3, 1e3)
-LL_EFFICIENCY = Param("payload_efficiency.LL", PAYLOAD_EFFICIENCY["LL"], 0.01, 1.0)
-LL128_EFFICIENCY = Param("payload_efficiency.LL128", PAYLOAD_EFFICIENCY["LL128"], 0.01, 1.0)
-_COMMON = (PER_RANK, STEP_SCALE, LL_EFFICIENCY, LL128_EFFICIENCY)
+PER_RANK = Param("call_overhead_per_rank_s", 1e-6, 1e-9, 1e-3, "us")
+PRIOR_WEIGHT = 3.0
+PRIOR_WIDTH = 1.0
+LATENCY_SCALES = tuple(Param(f"{term}.{proto}", 1.0, 1e-3, 1e2, prior=PRIOR_WIDTH)
+                       for term in LATENCY_TERMS for proto in PROTOCOLS)
+LL_EFFICIENCY = Param("payload_efficiency.LL", PAYLOAD_EFFICIENCY["LL"], 0.01, 1.0, prior=PRIOR_WIDTH)
+LL128_EFFICIENCY = Param("payload_efficiency.LL128", PAYLOAD_EFFICIENCY["LL128"], 0.01, 1.0, prior=PRIOR_WIDTH)
+# all_reduce's rate is the link's (fitted efficiency); the others' relative to it
+OP_SCALES = tuple(Param(f"op_bandwidth_scale.{op}", 1.0, 0.25, 4.0, prior=PRIOR_WIDTH)
+                  for op in ("all_gather", "reduce_scatter", "broadcast", "all_to_all", "sendrecv"))
+_COMMON = (PER_RANK, *LATENCY_SCALES, LL_EFFICIENCY, LL128_EFFICIENCY, *OP_SCALES)
 
 
 def _gpu_io(initial_Bps: float) -> tuple[dict, Param]:
@@ -94,10 +113,12 @@ def _gpu_io(initial_Bps: float) -> tuple[dict, Param]:
     return {"gpu_io_Bps": initial_Bps}, Param("gpu_io.bandwidth_Bps", initial_Bps, 1e9, 1e14, "GB/s")
 
 
-# Only sockets get one: a 2-rank broadcast (one way) ran at 6.1-6.4 GB/s where two-way rings ran at ~4 GB/s each
-# way (validation/data/h200), the loopback TCP stack's CPU work being shared by both directions. On NVLink and SHM
-# a fitted budget rose out of the way (no row depended on it); SHM's shared PCIe uplinks already carry the effect.
+# Sockets: a 2-rank broadcast (one way) ran at 4.5-6.4 GB/s where two-way rings ran at ~3.5 GB/s each way
+# (validation/data/h200), the loopback TCP stack's CPU work being shared by both directions. SHM: a 2-rank
+# broadcast moved 49.5 GB/s one way, a 2-rank all_gather 25 + 25 GB/s both ways, so the copies in and out of a GPU
+# share ~50 GB/s. On NVLink a fitted budget rose out of the way (no row depended on it).
 _SOCKET_IO = _gpu_io(7e9)
+_SHM_IO = _gpu_io(60e9)
 
 
 @dataclass(frozen=True)
@@ -127,8 +148,9 @@ class Transport:
             if p.link:
                 techname, fieldname = p.link
                 links.setdefault(techname, {})[fieldname] = v
-            elif p.protocol:
-                model.setdefault("payload_efficiency", dict(PAYLOAD_EFFICIENCY))[p.protocol] = v
+            elif p.entry:
+                group, key = p.entry
+                model.setdefault(group, dict(PAYLOAD_EFFICIENCY) if group == "payload_efficiency" else {})[key] = v
             else:
                 model[p.name] = v
         default, lo, hi = gpus
@@ -143,13 +165,18 @@ TRANSPORTS: dict[str, Transport] = {
     "nvlink": Transport(
         "nvlink", "h200-nvlink", "H200 SXM on NVSwitch (18 NVLink4 links each), NCCL P2P over NVLink",
         "nvswitch_server", {"nvlink": "nvlink4", "nvlinks": 18, "pcie": "pcie5"}, "gpus", 24, PROTOCOLS,
-        (*_COMMON, Param("nvlink4.efficiency", 20.6 / 25.0, 0.02, 1.0))),
+        (*_COMMON, Param("nvlink4.efficiency", 20.6 / 25.0, 0.02, 1.0),
+         Param("local_copy_Bps", 3e11, 1e10, 1e14, "GB/s"))),
+    # Each GPU on its own PCIe 5.0 x16 to the host (the VM shows no PCIe switch): pairs sharing a switch uplink
+    # predicted a 4-rank broadcast chain at half the 2-rank rate where it ran at 0.7x; the limits are each GPU's
+    # send + receive budget and the host memory all copies pass through (both fitted).
     "pcie_shm": Transport(
-        "pcie_shm", "h200-pcie-shm", "H200 HGX with peer-to-peer off (NCCL_P2P_DISABLE=1): NVLink unused, NCCL's "
-        "SHM transport stages copies in host memory over PCIe 5.0 x16; GPUs share PCIe switches two by two",
-        "cluster", {"servers": 1, "server": "nvswitch", "p2p": False, "nics": "per_server", "network": "ethernet",
-                    "fabric": "single_switch"}, "gpus_per_server", 4, ("LL", "Simple"),
-        (*_COMMON, Param("pcie5.efficiency", 0.8, 0.02, 1.0)), links={"nvlink4": {"up": False}}),
+        "pcie_shm", "h200-pcie-shm", "H200 with peer-to-peer off (NCCL_P2P_DISABLE=1): NCCL's SHM transport "
+        "stages copies in host memory, each GPU on its own PCIe 5.0 x16",
+        "pcie_box", {"pcie": "pcie5", "lanes": 16, "p2p": False, "pcie_switch": False, **_SHM_IO[0]}, "gpus", 4,
+        ("LL", "Simple"),
+        (*_COMMON, Param("pcie5.efficiency", 0.8, 0.02, 1.0), _SHM_IO[1],
+         Param("memory.bandwidth_Bps", 200e9, 1e9, 1e13, "GB/s"))),
     "socket": Transport(
         "socket", "h200-socket", "H200, one process per GPU talking over NCCL's TCP socket transport on loopback "
         "(each GPU a node with one NIC on one switch)",
@@ -258,10 +285,11 @@ def simulate(rows: list[Row], cluster_for: Callable[[int], Cluster], engine: boo
         for i in idx:
             r = rows[i]
             if engine:
-                out[i] = measure(fabric, cluster.model, r.op, range(n), r.size_bytes, r.algo, r.proto).time_s
+                out[i] = measure(fabric, cluster.model, r.op, range(n), r.size_bytes, r.algo, r.proto,
+                                 back_to_back=True).time_s
             else:
                 c = coll.choose(r.op, ranks, r.size_bytes, r.algo, r.proto)
-                out[i] = coll.estimate(r.op, ranks, r.size_bytes, c.algo, c.proto, c.channels)
+                out[i] = coll.estimate(r.op, ranks, r.size_bytes, c.algo, c.proto, c.channels, back_to_back=True)
     return out
 
 
@@ -301,19 +329,29 @@ def _complete(tr: Transport, values: dict) -> dict:
     return {**{p.name: p.initial for p in tr.params}, **values}
 
 
-def _model(tr: Transport, values: dict, protocols, unit_efficiency: bool = False, n: int = 0) -> CostModel:
-    """The cost model for ``values`` on ``n`` ranks; ``unit_efficiency`` plans every protocol at 100 % payload
-    (the evaluator divides by the fitted efficiencies itself)."""
+def _maps(tr: Transport, values: dict) -> dict:
+    """Every cost-model map under ``values``: payload efficiencies from NCCL's defaults, the others from 1."""
+    maps = {m: {} for m in MODEL_MAPS}
+    maps["payload_efficiency"] = dict(PAYLOAD_EFFICIENCY)
+    for p in tr.params:
+        if p.entry and p.name in values:
+            maps[p.entry[0]][p.entry[1]] = values[p.name]
+    return maps
+
+
+def _model(tr: Transport, values: dict, protocols, plan_only: bool = False, n: int = 0,
+           latency: dict | None = None) -> CostModel:
+    """The cost model for ``values`` on ``n`` ranks. ``plan_only`` plans every protocol and op at 100 %
+    payload, unit bandwidth scale and no local-copy limit (the evaluator applies those itself); ``latency``
+    then replaces the latency scales."""
     values = _complete(tr, values)
-    fields = {p.name: values[p.name] for p in tr.params if not p.link and not p.protocol and p is not PER_RANK}
+    fields = {p.name: values[p.name] for p in tr.params if not p.link and not p.entry and p is not PER_RANK}
     fields["call_overhead_s"] = values.get(PER_RANK.name, 0.0) * n
-    fields.update({k: values[k] for k in LATENCY_TERMS if k in values})
-    eff = dict(PAYLOAD_EFFICIENCY)
-    eff.update({p.protocol: values[p.name] for p in tr.params if p.protocol and p.name in values})
-    if unit_efficiency:
-        eff = {k: 1.0 for k in eff}
-    return CostModel.nccl(arch="hopper", channels=tr.channels, allowed_protocols=tuple(protocols),
-                          payload_efficiency=eff, **fields)
+    fields.update(_maps(tr, values))
+    if plan_only:
+        fields.update(payload_efficiency={k: 1.0 for k in PAYLOAD_EFFICIENCY}, op_bandwidth_scale={},
+                      local_copy_Bps=math.inf, **(latency or {}))
+    return CostModel.nccl(arch="hopper", channels=tr.channels, allowed_protocols=tuple(protocols), **fields)
 
 
 class Evaluator:
@@ -342,36 +380,38 @@ class Evaluator:
     def compile(self, choices: list[tuple[str, str, int]], values: dict) -> None:
         """Plan every row once for fixed choices: flat per-flow arrays and distinct rate shapes.
 
-        Flow latency is affine in the latency scales (base and per-step latencies are each multiplied by one), so
-        planning with both at 0 and with each at 1 in turn gives the fixed part and one slope per scale. Flow
-        bytes are proportional to the call's size, so each (ranks, op, algo, proto, channels) is planned once, at
-        1 MiB, and scaled. Plans are made at 100 % payload efficiency: bytes on the wire and protocol rate caps
-        are divided by the protocol's efficiency when evaluated.
+        Flow latency is affine in the latency scales (base and per-step latencies of the row's protocol are each
+        multiplied by one), so planning with both at 0 and with each at 1 in turn gives the fixed part and one
+        slope per scale. Flow bytes are proportional to the call's size, so each (ranks, op, algo, proto,
+        channels) is planned once, at 1 MiB, and scaled. Plans are made at 100 % payload efficiency and unit op
+        bandwidth scale: bytes on the wire and protocol rate caps are divided by both when evaluated.
         """
-        zero = {**_complete(self.tr, values), **{k: 0.0 for k in LATENCY_TERMS}}
-        models = [_model(self.tr, zero, PROTOCOLS, True)] + [_model(self.tr, {**zero, k: 1.0}, PROTOCOLS, True)
-                                                            for k in LATENCY_TERMS]
+        values = _complete(self.tr, values)
+        scales = [{k: (1.0 if k == one else 0.0) for k in LATENCY_TERMS} for one in (None, *LATENCY_TERMS)]
+        models = [_model(self.tr, values, PROTOCOLS, plan_only=True, latency=sc) for sc in scales]
         shapes: dict = {}
         planned: dict = {}
         self.shape_flows: list = []
-        flow_shape, flow_pos, flow_proto, size, lat, seg_row, seg_start = [], [], [], [], [], [], []
+        flow_shape, flow_pos, flow_proto, flow_op, size, lat, seg_row, seg_start = [], [], [], [], [], [], [], []
         k = 0
         for i, (r, (algo, proto, ch)) in enumerate(zip(self.rows, choices)):
             w = self.worlds[r.n]
-            p_index = PROTOCOLS.index(proto)
+            p_index, o_index = PROTOCOLS.index(proto), OPS.index(r.op)
             pkey = (r.n, r.op, algo, proto, ch)
             if pkey not in planned:
-                plans = [Collectives(w.fabric, m).planner.plan(r.op, w.ranks, MiB, algo, proto, ch) for m in models]
+                plans = [Collectives(w.fabric, m).planner.plan(r.op, w.ranks, MiB, algo, proto, ch, back_to_back=True)
+                         for m in models]
                 phases_out = []
                 for phases in zip(*plans):
                     ph0 = phases[0]
                     if not ph0.flows:
                         continue
-                    key = (r.n, p_index,
+                    key = (r.n, p_index, o_index,
                            tuple((f.links.tobytes(), f.weights.tobytes(), f.cap_Bps) for f in ph0.flows))
                     if key not in shapes:
                         shapes[key] = len(self.shape_flows)
-                        self.shape_flows.append((r.n, p_index, ph0.flows))
+                        copy = (r.n - 1) / len(ph0.flows) if algo == "ring" and r.op in _COPY_OPS else 0.0
+                        self.shape_flows.append((r.n, p_index, o_index, copy, ph0.flows))
                     per_flow = [(f[0].size_bytes / MiB, [f[0].latency_s] + [x.latency_s - f[0].latency_s
                                                                              for x in f[1:]])
                                 for f in zip(*(ph.flows for ph in phases))]
@@ -384,19 +424,20 @@ class Evaluator:
                     flow_shape.append(shape)
                     flow_pos.append(j)
                     flow_proto.append(p_index)
+                    flow_op.append(o_index)
                     size.append(unit_bytes * r.size_bytes)
                     lat.append(lat_parts)
                     k += 1
         self.choice = list(choices)
         self.flow_shape, self.flow_pos = np.array(flow_shape, dtype=int), np.array(flow_pos, dtype=int)
-        self.flow_proto = np.array(flow_proto, dtype=int)
+        self.flow_proto, self.flow_op = np.array(flow_proto, dtype=int), np.array(flow_op, dtype=int)
         self.size = np.array(size)
         self.lat = np.array(lat).reshape(-1, 1 + len(LATENCY_TERMS))
         self.seg_row, self.seg_start = np.array(seg_row, dtype=int), np.array(seg_start, dtype=int)
-        offsets = np.cumsum([0] + [len(fl) for _, _, fl in self.shape_flows])
+        offsets = np.cumsum([0] + [len(fl) for *_, fl in self.shape_flows])
         self.flow_global = offsets[:-1][self.flow_shape] + self.flow_pos if k else np.zeros(0, dtype=int)
         self.shape_arrays = []
-        for _, _, flows in self.shape_flows:
+        for *_, flows in self.shape_flows:
             lens = np.array([f.links.size for f in flows])
             self.shape_arrays.append((np.repeat(np.arange(len(flows)), lens), np.concatenate([f.links for f in flows]),
                                       np.concatenate([f.weights for f in flows]),
@@ -406,23 +447,25 @@ class Evaluator:
         """Simulated time of every row (the compiled choices) under ``values``: equal to Collectives.estimate."""
         values = _complete(self.tr, values)
         caps = {n: w.capacity(self.tr, values) for n, w in self.worlds.items()}
-        eff = np.array([PAYLOAD_EFFICIENCY[p] for p in PROTOCOLS])
-        for p in self.tr.params:
-            if p.protocol and p.name in values:
-                eff[PROTOCOLS.index(p.protocol)] = values[p.name]
+        maps = _maps(self.tr, values)
+        eff = np.array([maps["payload_efficiency"][p] for p in PROTOCOLS])
+        op_scale = np.array([maps["op_bandwidth_scale"].get(o, 1.0) for o in OPS])
+        local = values.get("local_copy_Bps", math.inf)
         rates = []
-        for (n, p_index, flows), (fo, lo, wt, cap) in zip(self.shape_flows, self.shape_arrays):
-            rates.append(max_min_rates(fo, lo, wt, caps[n], len(flows), cap / eff[p_index]))
+        for (n, p_index, o_index, copy, flows), (fo, lo, wt, cap) in zip(self.shape_flows, self.shape_arrays):
+            if copy:
+                cap = np.minimum(cap, local * copy)
+            rates.append(max_min_rates(fo, lo, wt, caps[n], len(flows), cap / (eff[p_index] * op_scale[o_index])))
         out = values.get(PER_RANK.name, 0.0) * self.n_of_row
-        if not self.size.size:
-            return out
-        rate = np.concatenate(rates)[self.flow_global]
-        terms = np.array([1.0] + [values.get(k, 1.0) for k in LATENCY_TERMS])
-        size = self.size / eff[self.flow_proto]
-        with np.errstate(divide="ignore"):
-            t = self.lat @ terms + np.where(size > 0, size / rate, 0.0)
-        seg = np.maximum.reduceat(t, self.seg_start)
-        out += np.bincount(self.seg_row, weights=seg, minlength=len(self.rows))
+        if self.size.size:
+            rate = np.concatenate(rates)[self.flow_global]
+            per_proto = [np.array([maps[t].get(p, 1.0) for p in PROTOCOLS]) for t in LATENCY_TERMS]
+            terms = np.column_stack([np.ones(self.size.size)] + [sc[self.flow_proto] for sc in per_proto])
+            size = self.size / (eff[self.flow_proto] * op_scale[self.flow_op])
+            with np.errstate(divide="ignore"):
+                t = np.einsum("ij,ij->i", self.lat, terms) + np.where(size > 0, size / rate, 0.0)
+            seg = np.maximum.reduceat(t, self.seg_start)
+            out += np.bincount(self.seg_row, weights=seg, minlength=len(self.rows))
         return out
 
 
@@ -445,6 +488,7 @@ class FitResult:
     cost: float
     unconstrained: tuple = ()                   # parameters no training row depends on (left at their guess)
     engine_check_rel: float = float("nan")      # largest |engine - estimate| / estimate on the training rows
+    cross_validation: list = field(default_factory=list)   # [{train: [w], check: [...], bands: summary}]
     preset: CalibratedPreset | None = None
     train_rows: list = field(default_factory=list, repr=False)
     heldout_rows: list = field(default_factory=list, repr=False)
@@ -460,13 +504,19 @@ def _solve(ev: Evaluator, tr: Transport, protocols, start: dict, meas: np.ndarra
     values = dict(start)
     cost = math.inf
     choices = ev.choices(values, protocols)
+    # priors: a parameter with one is pulled towards its initial value (NCCL's constant) by a log-normal prior of
+    # width p.prior, worth PRIOR_WEIGHT rows: where the data cannot tell two parameters apart (base vs per-step
+    # latency on 2 ranks) the fit keeps NCCL's split instead of wandering along the valley
+    held = np.array([i for i, p in enumerate(free) if p.prior], dtype=int)
+    prior_x = np.log([free[i].initial for i in held])
+    prior_w = np.array([math.sqrt(PRIOR_WEIGHT) * 0.1 / free[i].prior for i in held])
     for _ in range(max_rounds):
         ev.compile(choices, values)
         log_meas = np.log(meas)
 
         def resid(x):
             v = {p.name: math.exp(xi) for p, xi in zip(free, x)}
-            return np.log(ev.times(v)) - log_meas
+            return np.concatenate([np.log(ev.times(v)) - log_meas, (x[held] - prior_x) * prior_w])
 
         x0 = np.clip(np.log([values[p.name] for p in free]), lo + 1e-9, hi - 1e-9)
         res = least_squares(resid, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1, x_scale=1.0,
@@ -482,9 +532,11 @@ def _solve(ev: Evaluator, tr: Transport, protocols, start: dict, meas: np.ndarra
 
 def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world_sizes=None,
         protocol_sets=None, engine_check: bool = True, data_files=(), fit_date: str | None = None,
-        gpus_range: tuple[int, int] = (2, 8)) -> FitResult:
+        gpus_range: tuple[int, int] = (2, 8), cross_validate: bool = True) -> FitResult:
     """Fit ``transport_name``'s parameters on rows of ``train_world_sizes``; report the error on the others
-    (``heldout_world_sizes``, default every other world size in the data)."""
+    (``heldout_world_sizes``, default every other world size in the data). With two or more training world sizes
+    and ``cross_validate``, also fit on each one alone and report the error on the other training ones: how well
+    the model carries to world sizes it was not fitted on."""
     tr = transport(transport_name)
     rows, skipped = rows_from(measurements, transport_name)
     if not rows:
@@ -506,7 +558,7 @@ def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world
     ev = Evaluator(tr, train)
     start = {p.name: p.initial for p in tr.params}
     floor = float(np.min(meas))
-    start[PER_RANK.name] = min(max(0.5 * floor / max(train_ws), PER_RANK.low * 10), PER_RANK.high / 2)
+    start[PER_RANK.name] = min(max(0.1 * floor / max(train_ws), PER_RANK.low * 10), PER_RANK.high / 2)
     best = None
     for protocols in protocol_sets or (tr.protocols,):
         values, cost = _solve(ev, tr, protocols, start, meas)
@@ -533,6 +585,12 @@ def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world
     if engine_check:
         engine = simulate(train, lambda n: preset.cluster(n), engine=True)
         result.engine_check_rel = float(np.max(np.abs(engine - sim_train) / sim_train))
+    if cross_validate and len(train_ws) > 1:
+        for w in train_ws:
+            rest = tuple(x for x in train_ws if x != w)
+            sub = fit(measurements, transport_name, (w,), rest, protocol_sets, engine_check=False,
+                      cross_validate=False)
+            result.cross_validation.append({"train": [w], "check": list(rest), "bands": sub.heldout})
     result.preset = replace(preset, provenance=provenance(result, data_files, fit_date, versions))
     return result
 
@@ -554,12 +612,17 @@ def provenance(result: FitResult, data_files=(), fit_date: str | None = None, nc
             **({"nccl_version": ", ".join(nccl_versions)} if nccl_versions else {}),
             "fit_date": fit_date or datetime.date.today().isoformat(),
             "gpusim_version": __version__,
-            "method": "least squares on log time (scipy least_squares, soft-L1), Collectives.estimate per row",
+            "method": "least squares on log time (scipy least_squares, soft-L1, log-normal priors on the NCCL "
+                      "scales), Collectives.estimate of back-to-back calls per row",
             "train": block(result.train_world_sizes, result.train, result.rows_train)}
     if result.unconstrained:
         prov["unconstrained"] = list(result.unconstrained)
     if result.rows_heldout:
         prov["heldout"] = block(result.heldout_world_sizes, result.heldout, result.rows_heldout)
+    if result.cross_validation:
+        prov["cross_validation"] = [{"train": cv["train"], **block(cv["check"], cv["bands"],
+                                                                   cv["bands"]["all"]["rows"])}
+                                    for cv in result.cross_validation]
     if math.isfinite(result.engine_check_rel):
         prov["engine_vs_estimate_max_rel"] = float(f"{result.engine_check_rel:.3g}")
     return prov

@@ -13,7 +13,8 @@ name)::
     gpus: {default: 4, min: 2, max: 8}      # ranks the fit covered; a spec may pick gpus=N inside this range
     links:                                  # per link technology: bandwidth (raw, per direction), efficiency,
       nvlink4: {efficiency: 0.66}           # latency, up (false: routes avoid it, as NCCL_P2P_DISABLE does)
-    cost_model: {arch: hopper, channels: 24, call_overhead_per_rank: 9.5 us, step_latency_scale: 1.3}
+    cost_model: {arch: hopper, channels: 24, launch_floor: 7.5 us, step_latency_scale: {LL: 0.2, Simple: 0.7},
+                 op_bandwidth_scale: {all_gather: 0.95}, local_copy: 250 GB/s, ...}
     provenance: {data: [...], fit_date: ..., train: {...}, heldout: {...}}
 
 Quantities carry units (``"21.5 us"``, ``"4.2 GB/s"``) and are parsed once here; a builder argument whose Python
@@ -31,7 +32,7 @@ import networkx as nx
 import yaml
 
 from gpusim import units
-from gpusim.collectives.cost_model import PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel
+from gpusim.collectives.cost_model import OPS, PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel
 from gpusim.errors import GpusimError, did_you_mean, unknown
 from gpusim.links import technology as tech
 from gpusim.presets import Cluster
@@ -94,6 +95,35 @@ def _efficiencies(v, path: str) -> dict:
     return out
 
 
+def _scale(v, path: str):
+    """A latency scale: one non-negative number, or a mapping protocol -> number."""
+    if not isinstance(v, dict):
+        return _non_negative_real(v, path)
+    if not v:
+        raise GpusimError(path, f"expected a number or a mapping of protocol to number, e.g. {{LL: 0.8}}, got {v!r}")
+    for proto in v:
+        if proto not in PROTOCOLS:
+            raise unknown(f"{path}.{proto}", proto, PROTOCOLS, "protocol")
+    return {proto: _non_negative_real(x, f"{path}.{proto}") for proto, x in v.items()}
+
+
+def _op_scales(v, path: str) -> dict:
+    if not isinstance(v, dict) or not v:
+        raise GpusimError(path, f"expected a mapping of operation to rate factor, e.g. {{all_gather: 0.9}}, got {v!r}")
+    for op in v:
+        if op not in OPS:
+            raise unknown(f"{path}.{op}", op, OPS, "operation")
+    return {op: _positive_real(x, f"{path}.{op}") for op, x in v.items()}
+
+
+def _write_number(x):
+    return float(f"{x:.6g}")
+
+
+def _write_scale(x):
+    return {k: _write_number(v) for k, v in x.items()} if isinstance(x, dict) else _write_number(x)
+
+
 # cost_model key in YAML -> (CostModel field, parser, writer)
 _MODEL_FIELDS = {
     "arch": ("arch", _string(("volta", "ampere", "hopper", "blackwell")), str),
@@ -102,10 +132,13 @@ _MODEL_FIELDS = {
     "channels": ("channels", lambda v, p: _int(v, p, 1, 64), int),
     "call_overhead": ("call_overhead_s", units.time, lambda x: f"{x * 1e6:.6g} us"),
     "call_overhead_per_rank": ("call_overhead_per_rank_s", units.time, lambda x: f"{x * 1e6:.6g} us"),
-    "step_latency_scale": ("step_latency_scale", _non_negative_real, lambda x: float(f"{x:.6g}")),
-    "payload_efficiency": ("payload_efficiency", _efficiencies,
-                           lambda d: {k: float(f"{v:.6g}") for k, v in d.items()}),
-    "base_latency_scale": ("base_latency_scale", _non_negative_real, lambda x: float(f"{x:.6g}")),
+    "launch_floor": ("launch_floor_s", units.time, lambda x: f"{x * 1e6:.6g} us"),
+    "step_latency_scale": ("step_latency_scale", _scale, _write_scale),
+    "base_latency_scale": ("base_latency_scale", _scale, _write_scale),
+    "payload_efficiency": ("payload_efficiency", _efficiencies, _write_scale),
+    "op_bandwidth_scale": ("op_bandwidth_scale", _op_scales, _write_scale),
+    "local_copy": ("local_copy_Bps", lambda v, path: units.bandwidth(v, path, allow_zero=False),
+                   lambda x: f"{x / 1e9:.6g} GB/s"),
     "allowed_protocols": ("allowed_protocols", _protocols, list),
 }
 

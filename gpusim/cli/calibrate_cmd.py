@@ -1,6 +1,7 @@
 """``gpusim calibrate``: fit one transport's model parameters to measured NCCL times and write a calibrated preset.
 
-Example: ``gpusim calibrate validation/data/h200/collectives.csv --transport nvlink -o gpusim/presets/h200-nvlink.yaml``.
+Example: ``gpusim calibrate validation/data/h200/collectives.csv --transport nvlink --train-world-sizes 2,4
+-o gpusim/presets/h200-nvlink.yaml``.
 Method and results: docs/validation.md.
 """
 from __future__ import annotations
@@ -16,10 +17,11 @@ from gpusim.errors import GpusimError
 
 def add_parser(sub):
     p = sub.add_parser("calibrate", help="fit model parameters of one transport to measured NCCL times",
-                       description="Fit call overhead, per-step latency scale and the bottleneck link's bandwidth of "
-                                   "one NCCL transport (nvlink, pcie_shm, socket) to measured times by least squares "
-                                   "on log time, on the training world sizes; report the error on the held-back "
-                                   "ones; write a calibrated preset YAML.")
+                       description="Fit per-protocol latency scales, payload efficiencies, per-op bandwidth scales "
+                                   "and the bottleneck link's bandwidth of one NCCL transport (nvlink, pcie_shm, "
+                                   "socket) to measured times by least squares on log time, on the training world "
+                                   "sizes; report the error on the held-back ones and, fitted on each training "
+                                   "world size alone, on the others; write a calibrated preset YAML.")
     p.add_argument("data", nargs="+", metavar="DATA",
                    help="measurements: the harness CSV (validation/collect.py) or nccl-tests output (text or JSON)")
     p.add_argument("-o", "--output", required=True, metavar="PRESET.yaml",
@@ -117,6 +119,7 @@ def run(args) -> int:
                           "heldout": result.heldout, "rows": {"train": result.rows_train,
                                                               "heldout": result.rows_heldout,
                                                               "skipped": result.rows_skipped},
+                          "cross_validation": result.cross_validation,
                           "engine_vs_estimate_max_rel": result.engine_check_rel}, indent=1))
         return 0
     print(f"# gpusim calibrate: {name}, {result.rows_train} training rows (world sizes "
@@ -132,7 +135,12 @@ def run(args) -> int:
         for band, s in summary.items():
             print(f"  {label:<9} {band:<7} {s['rows']:>5} {s['median_rel_error']:>7.1%} {s['p90_rel_error']:>7.1%} "
                   f"{s['bias']:>+7.1%}")
-    if not result.rows_heldout:
+    for cv in result.cross_validation:
+        label = f"fit {','.join(map(str, cv['train']))}->{','.join(map(str, cv['check']))}"
+        for band, s in cv["bands"].items():
+            print(f"  {label:<9} {band:<7} {s['rows']:>5} {s['median_rel_error']:>7.1%} {s['p90_rel_error']:>7.1%} "
+                  f"{s['bias']:>+7.1%}")
+    if not result.rows_heldout and not result.cross_validation:
         print("  (no held-back rows: the data has no other world size)")
     print(f"engine check: max |measure - estimate| / estimate on training rows = {result.engine_check_rel:.2g}")
     print(f"wrote {out}")

@@ -10,11 +10,18 @@ Two stock models:
 * :meth:`CostModel.ideal` — pure alpha-beta: no software latency, every protocol carries 100 % payload, so a ring
   on an analytical shape costs exactly ``steps * link latency + bytes / bandwidth`` (ASTRA-sim's analytical backend).
 
-A fixed ``call_overhead_s`` (kernel launch plus framework call) is paid once per collective; calibration fits it
-together with ``step_latency_scale``, payload efficiencies and link efficiencies per transport.
+A fixed ``call_overhead_s`` is paid once per collective, and a call lasts at least ``launch_floor_s``: back-to-back
+calls cannot start faster than the host issues them (measured: about 8 us per NCCL call from Python,
+validation/data/h200). Calibration fits these together with per-protocol scales of NCCL's base and per-step
+latencies, payload efficiencies, a bandwidth scale per operation (NCCL's kernels for all_gather, broadcast ... reach
+different fractions of a link than all_reduce's) and link efficiencies, per transport. ``local_copy_Bps`` is the
+rate at which a rank's kernel copies its own chunk from input to output in an out-of-place ring all_gather or
+reduce_scatter: that copy is 1/(n-1) of what the rank sends, so it binds on few ranks (on 2 H200s over NVLink
+all_gather reached 290 GB/s busbw where broadcast reached 366; on 4, 344).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 from gpusim.collectives import nccl_model as nm
@@ -25,6 +32,7 @@ _HW = {"nvlink": nm.Hw.NVLINK, "pci": nm.Hw.PCI, "net": nm.Hw.NET}
 _NCCL_ALGO = {"ring": nm.Algo.RING, "tree": nm.Algo.TREE, "nvls": nm.Algo.NVLS, "direct": nm.Algo.RING,
               "hierarchical": nm.Algo.RING}
 PAYLOAD_EFFICIENCY = {"LL": 0.5, "LL128": 120.0 / 128.0, "Simple": 1.0}
+OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce", "all_to_all", "sendrecv")
 
 
 @dataclass(frozen=True)
@@ -39,8 +47,11 @@ class CostModel:
     payload_efficiency: dict = field(default_factory=lambda: dict(PAYLOAD_EFFICIENCY))
     use_nccl_latencies: bool = True
     call_overhead_s: float = 0.0
-    step_latency_scale: float = 1.0      # multiplies NCCL's per-step hw latencies (fitted by calibration)
-    base_latency_scale: float = 1.0
+    step_latency_scale: float | dict = 1.0   # multiplies NCCL's per-step hw latencies: one number, or per protocol
+    base_latency_scale: float | dict = 1.0   # multiplies NCCL's base latencies: one number, or per protocol
+    launch_floor_s: float = 0.0              # shortest call: the host's issue interval of back-to-back calls
+    op_bandwidth_scale: dict = field(default_factory=dict)   # op -> rate relative to all_reduce's (default 1)
+    local_copy_Bps: float = math.inf        # a GPU's copy rate of its own chunk in out-of-place ring AG / RS
     nvls: bool = False
     allowed_protocols: tuple = PROTOCOLS
 
@@ -61,7 +72,7 @@ class CostModel:
     def base_latency_s(self, algo: str, proto: str) -> float:
         if not self.use_nccl_latencies:
             return 0.0
-        return nm.BASE_LAT_US[_NCCL_ALGO[algo]][PROTOCOLS.index(proto)] * 1e-6 * self.base_latency_scale
+        return nm.BASE_LAT_US[_NCCL_ALGO[algo]][PROTOCOLS.index(proto)] * 1e-6 * _per(self.base_latency_scale, proto)
 
     def step_latency_s(self, algo: str, proto: str, hw: str) -> float:
         """Software latency of one step over a hop of hardware class ``hw`` (NCCL hwLatencies)."""
@@ -71,10 +82,14 @@ class CostModel:
         lat = nm.HW_LAT_US[_HW[hw]][a][PROTOCOLS.index(proto)]
         if hw == "net":
             lat = max(lat, nm.NET_OVERHEAD_US[self.cpu] * (3 if proto == "Simple" else 1))
-        return lat * 1e-6 * self.step_latency_scale
+        return lat * 1e-6 * _per(self.step_latency_scale, proto)
 
-    def efficiency(self, proto: str) -> float:
-        return self.payload_efficiency[proto]
+    def step_scale(self, proto: str) -> float:
+        return _per(self.step_latency_scale, proto)
+
+    def efficiency(self, proto: str, op: str | None = None) -> float:
+        """Payload bytes per wire byte of ``proto``, times ``op``'s bandwidth scale when an op is given."""
+        return self.payload_efficiency[proto] * (self.op_bandwidth_scale.get(op, 1.0) if op else 1.0)
 
     def channel_cap_Bps(self, algo: str, proto: str, n_nodes: int, channels: int) -> float:
         """Payload-rate ceiling of one channel (NCCL's protocol caps, physics.md §1.5); inf where none."""
@@ -99,7 +114,28 @@ class CostModel:
             raise GpusimError(f"{path}.arch", f"expected one of {', '.join(nm.ARCHS)}, got {self.arch!r}")
         if not isinstance(self.channels, int) or not 1 <= self.channels <= 64:
             raise GpusimError(f"{path}.channels", f"expected an integer 1..64, got {self.channels!r}")
-        for name in ("call_overhead_s", "step_latency_scale", "base_latency_scale"):
+        if not self.local_copy_Bps > 0:
+            raise GpusimError(f"{path}.local_copy_Bps", f"expected a positive rate, got {self.local_copy_Bps!r}")
+        for name in ("call_overhead_s", "launch_floor_s"):
             if not getattr(self, name) >= 0:
                 raise GpusimError(f"{path}.{name}", f"expected a non-negative number, got {getattr(self, name)!r}")
+        for name in ("step_latency_scale", "base_latency_scale"):
+            v = getattr(self, name)
+            items = v.items() if isinstance(v, dict) else [(None, v)]
+            for proto, x in items:
+                where = f"{path}.{name}" + (f".{proto}" if proto else "")
+                if proto is not None and proto not in PROTOCOLS:
+                    raise GpusimError(where, f"expected a protocol ({', '.join(PROTOCOLS)}), got {proto!r}")
+                if isinstance(x, bool) or not isinstance(x, (int, float)) or not x >= 0:
+                    raise GpusimError(where, f"expected a non-negative number, got {x!r}")
+        for op, x in self.op_bandwidth_scale.items():
+            if op not in OPS:
+                raise GpusimError(f"{path}.op_bandwidth_scale.{op}", f"expected an operation ({', '.join(OPS)})")
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not x > 0:
+                raise GpusimError(f"{path}.op_bandwidth_scale.{op}", f"expected a positive number, got {x!r}")
         return self
+
+
+def _per(scale: float | dict, proto: str) -> float:
+    """A latency scale for ``proto``: the number itself, or the protocol's entry (1 where it has none)."""
+    return scale.get(proto, 1.0) if isinstance(scale, dict) else scale

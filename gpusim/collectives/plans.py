@@ -21,12 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gpusim.collectives.cost_model import CostModel
+from gpusim.collectives.cost_model import OPS, CostModel
 from gpusim.engine.fabric import Fabric
 from gpusim.engine.network import FlowSpec
 from gpusim.errors import GpusimError
 
-OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce", "all_to_all", "sendrecv")
 ALGOS_FOR = {
     "all_reduce": ("ring", "tree", "hierarchical", "nvls"),
     "all_gather": ("ring", "hierarchical"),
@@ -87,17 +86,21 @@ class Planner:
             order.extend(rot if s % 2 == 0 else [rot[-1]] + rot[:-1][::-1])
         return order
 
-    def _cap(self, algo: str, proto: str, n_nodes: int, channels: int) -> float:
-        return self.model.channel_cap_Bps(algo, proto, n_nodes, channels) / self.model.efficiency(proto)
+    def _cap(self, algo: str, proto: str, n_nodes: int, channels: int, op: str) -> float:
+        return self.model.channel_cap_Bps(algo, proto, n_nodes, channels) / self.model.efficiency(proto, op)
 
     # -- plans ----------------------------------------------------------------------------------------------
-    def plan(self, op: str, ranks: list[str], size_bytes: float, algo: str, proto: str, channels: int) -> list[Phase]:
+    def plan(self, op: str, ranks: list[str], size_bytes: float, algo: str, proto: str, channels: int,
+             back_to_back: bool = False) -> list[Phase]:
+        """Phases of one call; ``back_to_back``: of one call in a long run of identical calls, as nccl-tests times
+        them, where a pipelined chain (broadcast, reduce) starts the next call once its slowest hop is free, so
+        its latency is that hop's rather than the whole chain's."""
         n = len(ranks)
         if n < 2 or size_bytes == 0 and op != "sendrecv":
             return []
         if algo == "ring":
             if op in ("broadcast", "reduce"):
-                return [self._chain(ranks, size_bytes, proto, channels, op)]
+                return [self._chain(ranks, size_bytes, proto, channels, op, back_to_back)]
             return [self._ring(op, ranks, size_bytes, proto, channels)]
         if algo == "tree":
             return [self._tree(ranks, size_bytes, proto, channels)]
@@ -112,9 +115,11 @@ class Planner:
     def _ring(self, op, ranks, size_bytes, proto, channels, label="ring") -> Phase:
         n = len(ranks)
         steps = 2 * (n - 1) if op == "all_reduce" else n - 1
-        per_rank = steps / n * size_bytes / channels / self.model.efficiency(proto)
+        per_rank = steps / n * size_bytes / channels / self.model.efficiency(proto, op)
         n_nodes = len(self.servers(ranks))
-        cap = self._cap("ring", proto, n_nodes, channels)
+        cap = self._cap("ring", proto, n_nodes, channels, op)
+        if op in ("all_gather", "reduce_scatter"):    # the rank's own chunk is copied at 1/(n-1) of the ring's rate
+            cap = min(cap, self.model.local_copy_Bps * (n - 1) / channels / self.model.efficiency(proto, op))
         base = self.model.base_latency_s("ring", proto)
         flows = []
         orders = {}
@@ -129,10 +134,10 @@ class Planner:
             flows.append(self.fabric.coupled_flow(hops, per_rank, lat, cap_Bps=cap, label=f"{label}[{c}]"))
         return Phase(flows, label)
 
-    def _chain(self, ranks, size_bytes, proto, channels, op) -> Phase:
+    def _chain(self, ranks, size_bytes, proto, channels, op, back_to_back=False) -> Phase:
         """Pipelined chain from the root (rank 0 of ``ranks``) along the ring; reduce runs it backwards."""
-        per_channel = size_bytes / channels / self.model.efficiency(proto)
-        cap = self._cap("ring", proto, len(self.servers(ranks)), channels)
+        per_channel = size_bytes / channels / self.model.efficiency(proto, op)
+        cap = self._cap("ring", proto, len(self.servers(ranks)), channels, op)
         base = self.model.base_latency_s("ring", proto)
         flows = []
         for c in range(channels):
@@ -140,7 +145,8 @@ class Planner:
             hops = list(zip(order, order[1:]))
             if op == "reduce":
                 hops = [(b, a) for a, b in reversed(hops)]
-            lat = base + sum(self.hop_latency_s(a, b, "ring", proto) for a, b in hops)
+            hop_lat = [self.hop_latency_s(a, b, "ring", proto) for a, b in hops]
+            lat = base + (max(hop_lat) if back_to_back else sum(hop_lat))
             flows.append(self.fabric.coupled_flow(hops, per_channel, lat, cap_Bps=cap, label=f"{op}[{c}]"))
         return Phase(flows, op)
 
@@ -159,9 +165,9 @@ class Planner:
 
     def _tree(self, ranks, size_bytes, proto, channels) -> Phase:
         trees = 2 if channels > 1 else 1
-        per_channel = size_bytes / channels / self.model.efficiency(proto)
+        per_channel = size_bytes / channels / self.model.efficiency(proto, "all_reduce")
         n_nodes = len(self.servers(ranks))
-        cap = self._cap("tree", proto, n_nodes, channels)
+        cap = self._cap("tree", proto, n_nodes, channels, "all_reduce")
         base = self.model.base_latency_s("tree", proto)
         flows = []
         for c in range(channels):
@@ -194,7 +200,7 @@ class Planner:
         flows = []
         eff = 0.85  # nvlsEfficiency, Hopper (tuning.cc, physics.md §1.5)
         # NVLS per-call latency: hwLatencies[NVLINK][NVLS][Simple] = 25 us (tuning.cc), base latency not added
-        lat = 25e-6 * self.model.step_latency_scale if self.model.use_nccl_latencies else 0.0
+        lat = 25e-6 * self.model.step_scale("Simple") if self.model.use_nccl_latencies else 0.0
         for r in ranks:
             nvsw = [v for v in self.fabric.g.adj[r] if self.fabric.g.nodes[v]["kind"] == "nvswitch"]
             if not nvsw:
@@ -208,7 +214,7 @@ class Planner:
         if n * (n - 1) > MAX_DIRECT_PAIRS:
             raise GpusimError("ranks", f"direct all_to_all on {n} ranks is {n * (n - 1)} flows; at most "
                                        f"{MAX_DIRECT_PAIRS} are supported")
-        per_pair = size_bytes / n / self.model.efficiency(proto)
+        per_pair = size_bytes / n / self.model.efficiency(proto, "all_to_all")
         base = self.model.base_latency_s("ring", proto)
         flows = [self.fabric.flow(a, b, per_pair, base + self.hop_latency_s(a, b, "ring", proto), label="a2a")
                  for a in ranks for b in ranks if a != b]
@@ -218,7 +224,7 @@ class Planner:
         """nccl-tests sendrecv: rank i sends S to rank i+1 (ring shift); two ranks: both directions."""
         n = len(ranks)
         base = self.model.base_latency_s("ring", proto)
-        payload = size_bytes / self.model.efficiency(proto)
+        payload = size_bytes / self.model.efficiency(proto, "sendrecv")
         flows = []
         for i, a in enumerate(ranks):
             b = ranks[(i + 1) % n]

@@ -154,21 +154,22 @@ class Collectives:
         return best[1], best[2]
 
     # -- timing ---------------------------------------------------------------------------------------------
-    def estimate(self, op, ranks, size_bytes, algo, proto, channels) -> float:
-        """Uncontended time from the plan alone (max-min rates of each phase, no event loop)."""
+    def estimate(self, op, ranks, size_bytes, algo, proto, channels, back_to_back: bool = False) -> float:
+        """Uncontended time from the plan alone (max-min rates of each phase, no event loop); ``back_to_back``:
+        per call of a long run of identical calls (:meth:`Planner.plan`)."""
         total = self.model.call_overhead_s
         net = self.fabric.net
-        for phase in self.planner.plan(op, ranks, size_bytes, algo, proto, channels):
+        for phase in self.planner.plan(op, ranks, size_bytes, algo, proto, channels, back_to_back):
             total += _phase_time(phase, net.capacity)
-        return total
+        return max(total, self.model.launch_floor_s)
 
     def collective(self, op: str, ranks, size_bytes: float, algo: str = "auto", proto: str = "auto",
-                   channels: int | None = None, label: str = ""):
+                   channels: int | None = None, label: str = "", back_to_back: bool = False):
         """simpy process generator; its value is a :class:`CollectiveResult`."""
         op = normalise_op(op)
         names = self.ranks(ranks)
         choice = self.choose(op, names, size_bytes, algo, proto, channels)
-        phases = self.planner.plan(op, names, size_bytes, choice.algo, choice.proto, choice.channels)
+        phases = self.planner.plan(op, names, size_bytes, choice.algo, choice.proto, choice.channels, back_to_back)
         return self._execute(op, names, size_bytes, choice, phases, label)
 
     def _execute(self, op, names, size_bytes, choice, phases: list[Phase], label):
@@ -178,6 +179,8 @@ class Collectives:
             yield env.timeout(self.model.call_overhead_s)
         for phase in phases:
             yield self.fabric.run_flows(phase.flows, label or phase.label)
+        if env.now - start < self.model.launch_floor_s:     # the host has not issued the next call yet
+            yield env.timeout(self.model.launch_floor_s - (env.now - start))
         return CollectiveResult(op, len(names), size_bytes, choice.algo, choice.proto, choice.channels, start, env.now, label)
 
 
@@ -195,11 +198,13 @@ def _phase_time(phase: Phase, capacity: np.ndarray) -> float:
 
 
 def measure(fabric: Fabric, model: CostModel, op: str, ranks, size_bytes: float, algo: str = "auto",
-            proto: str = "auto", channels: int | None = None) -> CollectiveResult:
-    """Run one collective alone on a fresh engine state of ``fabric`` and return its result."""
+            proto: str = "auto", channels: int | None = None, back_to_back: bool = False) -> CollectiveResult:
+    """Run one collective alone on a fresh engine state of ``fabric`` and return its result (``back_to_back``:
+    as one call of a long run of identical calls, :meth:`Planner.plan`)."""
     fabric.reset()
     coll = Collectives(fabric, model)
-    proc = fabric.env.process(coll.collective(op, ranks, size_bytes, algo, proto, channels))
+    proc = fabric.env.process(coll.collective(op, ranks, size_bytes, algo, proto, channels,
+                                              back_to_back=back_to_back))
     fabric.env.run()
     if not proc.triggered:
         raise GpusimError("", f"{op} of {size_bytes:.0f} B never finished: the network stalled (a link is down)")
