@@ -93,6 +93,8 @@ class Param:
 
 #: Latency scales of the cost model (per protocol): every flow latency is affine in them.
 LATENCY_TERMS = ("base_latency_scale", "step_latency_scale")
+# not fitted by the shipped transports: on NCCL C-API launches it went to ~0.1 us and traded off against the
+# per-step latencies; on eager torch.distributed launches it carried the framework's 20-55 us per call
 PER_RANK = Param("call_overhead_per_rank_s", 1e-6, 1e-9, 1e-3, "us")
 PRIOR_WEIGHT = 3.0
 PRIOR_WIDTH = 1.0
@@ -103,7 +105,7 @@ LL128_EFFICIENCY = Param("payload_efficiency.LL128", PAYLOAD_EFFICIENCY["LL128"]
 # all_reduce's rate is the link's (fitted efficiency); the others' relative to it
 OP_SCALES = tuple(Param(f"op_bandwidth_scale.{op}", 1.0, 0.25, 4.0, prior=PRIOR_WIDTH)
                   for op in ("all_gather", "reduce_scatter", "broadcast", "all_to_all", "sendrecv"))
-_COMMON = (PER_RANK, *LATENCY_SCALES, LL_EFFICIENCY, LL128_EFFICIENCY, *OP_SCALES)
+_COMMON = (*LATENCY_SCALES, LL_EFFICIENCY, LL128_EFFICIENCY, *OP_SCALES)
 
 
 def _gpu_io(initial_Bps: float) -> tuple[dict, Param]:
@@ -494,7 +496,7 @@ class FitResult:
     heldout_rows: list = field(default_factory=list, repr=False)
 
 
-def _solve(ev: Evaluator, tr: Transport, protocols, start: dict, meas: np.ndarray,
+def _solve(ev: Evaluator, tr: Transport, protocols, start: dict, meas: np.ndarray, prior_weight: float,
            max_rounds: int = 4) -> tuple[dict, float]:
     """Least squares on log time with the tuner's choices held, re-chosen after each solve until they settle;
     returns the values and the final cost."""
@@ -509,7 +511,7 @@ def _solve(ev: Evaluator, tr: Transport, protocols, start: dict, meas: np.ndarra
     # latency on 2 ranks) the fit keeps NCCL's split instead of wandering along the valley
     held = np.array([i for i, p in enumerate(free) if p.prior], dtype=int)
     prior_x = np.log([free[i].initial for i in held])
-    prior_w = np.array([math.sqrt(PRIOR_WEIGHT) * 0.1 / free[i].prior for i in held])
+    prior_w = np.array([math.sqrt(prior_weight) * 0.1 / free[i].prior for i in held])
     for _ in range(max_rounds):
         ev.compile(choices, values)
         log_meas = np.log(meas)
@@ -532,11 +534,12 @@ def _solve(ev: Evaluator, tr: Transport, protocols, start: dict, meas: np.ndarra
 
 def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world_sizes=None,
         protocol_sets=None, engine_check: bool = True, data_files=(), fit_date: str | None = None,
-        gpus_range: tuple[int, int] = (2, 8), cross_validate: bool = True) -> FitResult:
+        gpus_range: tuple[int, int] = (2, 8), cross_validate: bool = True,
+        prior_weight: float = PRIOR_WEIGHT) -> FitResult:
     """Fit ``transport_name``'s parameters on rows of ``train_world_sizes``; report the error on the others
     (``heldout_world_sizes``, default every other world size in the data). With two or more training world sizes
     and ``cross_validate``, also fit on each one alone and report the error on the other training ones: how well
-    the model carries to world sizes it was not fitted on."""
+    the model carries to world sizes it was not fitted on. ``prior_weight`` 0 turns the priors off."""
     tr = transport(transport_name)
     rows, skipped = rows_from(measurements, transport_name)
     if not rows:
@@ -557,11 +560,12 @@ def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world
     meas = np.array([r.time_s for r in train])
     ev = Evaluator(tr, train)
     start = {p.name: p.initial for p in tr.params}
-    floor = float(np.min(meas))
-    start[PER_RANK.name] = min(max(0.1 * floor / max(train_ws), PER_RANK.low * 10), PER_RANK.high / 2)
+    if PER_RANK in tr.params:      # a transport may fit a per-rank host cost (eager framework launches)
+        floor = float(np.min(meas))
+        start[PER_RANK.name] = min(max(0.1 * floor / max(train_ws), PER_RANK.low * 10), PER_RANK.high / 2)
     best = None
     for protocols in protocol_sets or (tr.protocols,):
-        values, cost = _solve(ev, tr, protocols, start, meas)
+        values, cost = _solve(ev, tr, protocols, start, meas, prior_weight)
         if best is None or cost < best[1] - 1e-12:
             best = (values, cost, tuple(protocols))
     values, cost, protocols = best
@@ -589,7 +593,7 @@ def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world
         for w in train_ws:
             rest = tuple(x for x in train_ws if x != w)
             sub = fit(measurements, transport_name, (w,), rest, protocol_sets, engine_check=False,
-                      cross_validate=False)
+                      cross_validate=False, prior_weight=prior_weight)
             result.cross_validation.append({"train": [w], "check": list(rest), "bands": sub.heldout})
     result.preset = replace(preset, provenance=provenance(result, data_files, fit_date, versions))
     return result

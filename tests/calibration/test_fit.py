@@ -32,12 +32,15 @@ def synthetic(transport, values, world_sizes=(2, 4), protocols=None, step=4):
 
 
 TRUTH = {
-    "nvlink": {"call_overhead_per_rank_s": 4e-6, "step_latency_scale": 2.0, "payload_efficiency.LL": 0.4,
-               "payload_efficiency.LL128": 0.8, "nvlink4.efficiency": 0.6},
-    "pcie_shm": {"call_overhead_per_rank_s": 6e-6, "step_latency_scale": 0.5, "payload_efficiency.LL": 0.3,
-                 "pcie5.efficiency": 0.45},
-    "socket": {"call_overhead_per_rank_s": 8e-6, "step_latency_scale": 3.0, "payload_efficiency.LL": 0.25,
-               "gpu_io.bandwidth_Bps": 6.5e9},   # the wire stays at its out-of-the-way guess: not identifiable
+    "nvlink": {"step_latency_scale.LL": 2.0, "step_latency_scale.Simple": 0.6,
+               "base_latency_scale.LL128": 0.7, "payload_efficiency.LL": 0.4, "payload_efficiency.LL128": 0.8,
+               "op_bandwidth_scale.broadcast": 1.2, "op_bandwidth_scale.all_gather": 0.9, "nvlink4.efficiency": 0.6,
+               "local_copy_Bps": 150e9},
+    "pcie_shm": {"step_latency_scale.Simple": 0.5, "payload_efficiency.LL": 0.3,
+                 "op_bandwidth_scale.sendrecv": 0.8, "pcie5.efficiency": 0.45, "gpu_io.bandwidth_Bps": 40e9},
+    "socket": {"step_latency_scale.LL": 3.0, "payload_efficiency.LL": 0.25,
+               "op_bandwidth_scale.all_to_all": 0.7, "gpu_io.bandwidth_Bps": 6.5e9},
+    # the wire (socket) and host memory (SHM) stay at out-of-the-way guesses: not identifiable
 }
 
 
@@ -48,7 +51,8 @@ def test_fast_evaluator_equals_collectives_estimate():
     rows, _ = fit.rows_from(records)
     tr = fit.TRANSPORTS["pcie_shm"]
     ev = fit.Evaluator(tr, rows)
-    other = {**values, "step_latency_scale": 1.7, "pcie5.efficiency": 0.3, "payload_efficiency.LL": 0.6}
+    other = {**values, "step_latency_scale.LL": 1.7, "base_latency_scale.Simple": 0.4, "pcie5.efficiency": 0.3,
+             "payload_efficiency.LL": 0.6, "op_bandwidth_scale.broadcast": 1.3}
     ev.compile(ev.choices(other, tr.protocols), other)
     fast = ev.times(other)
     cluster = tr.calibrated(other).cluster(4)
@@ -56,32 +60,39 @@ def test_fast_evaluator_equals_collectives_estimate():
     ranks = coll.ranks(range(4))
     for r, t in zip(rows, fast):
         c = coll.choose(r.op, ranks, r.size_bytes, r.algo, r.proto)
-        assert t == pytest.approx(coll.estimate(r.op, ranks, r.size_bytes, c.algo, c.proto, c.channels), rel=1e-12)
+        want = coll.estimate(r.op, ranks, r.size_bytes, c.algo, c.proto, c.channels, back_to_back=True)
+        assert t == pytest.approx(want, rel=1e-12)
 
 
 @pytest.mark.parametrize("transport", sorted(TRUTH))
 def test_recovers_the_parameters_that_generated_the_data(transport):
-    """Fit on 2 and 4 ranks from the datasheet start; every parameter comes back and 8 ranks are predicted.
+    """Fit on 2 and 4 ranks from the datasheet start without priors: every parameter comes back and 8 ranks are
+    predicted. With the default priors (pulling latency scales, efficiencies and op scales towards NCCL's values)
+    the estimates may trade along directions the data hardly constrain (SHM: a one-way op's scale against the
+    PCIe efficiency), and 8 ranks are still predicted within 1 %.
     (Two world sizes: on SHM, 4 ranks alone are limited by host memory and 2 alone by PCIe.)"""
     records = synthetic(transport, TRUTH[transport], world_sizes=(2, 4, 8))
-    result = fit.fit(records, transport, train_world_sizes=(2, 4), engine_check=False)
+    exact = fit.fit(records, transport, train_world_sizes=(2, 4), engine_check=False, prior_weight=0.0)
     for name, want in TRUTH[transport].items():
-        assert result.values[name] == pytest.approx(want, rel=1e-3), name
-    assert result.heldout_world_sizes == (8,)
-    assert result.heldout["all"]["p90_rel_error"] < 1e-3
-    assert result.train["all"]["median_rel_error"] < 1e-6
+        assert exact.values[name] == pytest.approx(want, rel=1e-3), name
+    assert exact.heldout_world_sizes == (8,)
+    assert exact.heldout["all"]["p90_rel_error"] < 1e-3
+    assert exact.train["all"]["median_rel_error"] < 1e-6
+    pulled = fit.fit(records, transport, train_world_sizes=(2, 4), engine_check=False)
+    assert pulled.heldout["all"]["p90_rel_error"] < 0.01
+    assert [cv["train"] for cv in pulled.cross_validation] == [[2], [4]]
 
 
 def test_fit_moves_off_a_wrong_start_and_engine_agrees():
     """Data made with a slower link than the datasheet: the fitted efficiency follows the data, and the event
     engine on the written preset gives the estimate's times."""
-    truth = {"call_overhead_per_rank_s": 15e-6, "step_latency_scale": 0.8, "nvlink4.efficiency": 0.3}
+    truth = {"step_latency_scale.Simple": 0.8, "nvlink4.efficiency": 0.3}
     records = synthetic("nvlink", truth, world_sizes=(2,), step=5)
     result = fit.fit(records, "nvlink", train_world_sizes=(2,))
-    assert result.values["nvlink4.efficiency"] == pytest.approx(0.3, rel=1e-3)
+    assert result.values["nvlink4.efficiency"] == pytest.approx(0.3, rel=1e-2)
     assert result.rows_heldout == 0 and result.heldout == {}
     assert result.engine_check_rel < 1e-9
-    assert result.preset.links["nvlink4"]["efficiency"] == pytest.approx(0.3, rel=1e-3)
+    assert result.preset.links["nvlink4"]["efficiency"] == pytest.approx(0.3, rel=1e-2)
     assert result.preset.provenance["train"]["world_sizes"] == [2]
 
 
@@ -89,8 +100,10 @@ def test_protocol_search_prefers_the_set_that_made_the_data():
     """Data from a tuner that may not use LL128 (as NCCL over sockets): the search finds a set without it that
     reproduces the data; with all three protocols allowed the tuner picks LL128 at mid sizes and fits worse."""
     records = synthetic("socket", TRUTH["socket"], world_sizes=(4,), protocols=("LL", "Simple"), step=2)
-    full = fit.fit(records, "socket", protocol_sets=(fit.PROTOCOLS,), engine_check=False, heldout_world_sizes=())
-    searched = fit.fit(records, "socket", protocol_sets=fit.SEARCH, engine_check=False, heldout_world_sizes=())
+    full = fit.fit(records, "socket", protocol_sets=(fit.PROTOCOLS,), engine_check=False, heldout_world_sizes=(),
+                   prior_weight=0.0)
+    searched = fit.fit(records, "socket", protocol_sets=fit.SEARCH, engine_check=False, heldout_world_sizes=(),
+                       prior_weight=0.0)
     assert "LL128" not in searched.protocols
     assert searched.train["all"]["p90_rel_error"] < 1e-6
     assert full.cost > searched.cost

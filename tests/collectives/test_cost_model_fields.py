@@ -1,0 +1,98 @@
+"""The calibration terms of the cost model, each against its closed form: per-protocol latency scales, per-op
+bandwidth scales, the own-chunk copy cap of ring all_gather / reduce_scatter, the launch floor, and back-to-back
+chains; and bad values named by field."""
+import math
+
+import pytest
+
+from gpusim.collectives.cost_model import CostModel
+from gpusim.collectives.oracle import RingPipeline
+from gpusim.collectives.run import Collectives, measure
+from gpusim.engine.fabric import Fabric
+from gpusim.errors import GpusimError
+from gpusim.topology import builders as b
+
+B, LAT = 50e9, 500e-9
+GiB = 1 << 30
+
+
+def _time(model, op, n, size, shape=b.switch, **kw):
+    return measure(Fabric(shape(n, B, LAT)), model, op, range(n), size, algo="ring", **kw).time_s
+
+
+def test_op_bandwidth_scale_divides_the_bytes_term_of_that_op_only():
+    """all_gather at half rate: the bytes term doubles, the latency stays; all_reduce is untouched."""
+    n, oracle = 8, RingPipeline(8, B, 2 * LAT)
+    slow = CostModel.ideal().with_overrides(op_bandwidth_scale={"all_gather": 0.5})
+    lat = oracle.time_s("all_gather", 0)
+    assert _time(slow, "all_gather", n, GiB) - lat == pytest.approx(2 * (oracle.time_s("all_gather", GiB) - lat),
+                                                                    rel=1e-9)
+    assert _time(slow, "all_reduce", n, GiB) == pytest.approx(oracle.time_s("all_reduce", GiB), rel=1e-9)
+
+
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_local_copy_caps_ring_all_gather_at_n_minus_1_times_its_rate(n):
+    """A rank copies its own chunk (S/n) while it sends (n-1)/n S: the ring runs at most at (n-1) x copy rate,
+    so a 20 GB/s copy binds on 2 ranks (20 GB/s) and 2 ranks only (60, 140 GB/s > the 50 GB/s link)."""
+    copy = 20e9
+    model = CostModel.ideal().with_overrides(local_copy_Bps=copy)
+    rate = min(B, copy * (n - 1))
+    want = (n - 1) * 2 * LAT + (n - 1) / n * GiB / rate
+    for op in ("all_gather", "reduce_scatter"):
+        assert _time(model, op, n, GiB) == pytest.approx(want, rel=1e-9)
+    assert _time(model, "all_reduce", n, GiB) == pytest.approx(RingPipeline(n, B, 2 * LAT).time_s("all_reduce", GiB),
+                                                               rel=1e-9)
+
+
+def test_step_latency_scale_per_protocol_scales_only_that_protocol():
+    """Ring all_reduce on 4 ranks takes 2(n-1) steps; scaling LL's per-step latency by 3 adds 2 x 6 LL steps and
+    leaves Simple alone."""
+    model = CostModel.nccl(channels=1)
+    fabric = Fabric(b.switch(4, B, LAT))
+    coll = Collectives(fabric, model)
+    ranks = coll.ranks(range(4))
+    scaled = Collectives(fabric, model.with_overrides(step_latency_scale={"LL": 3.0}))
+    step_ll = model.step_latency_s("ring", "LL", "net")
+    for proto, extra in (("LL", 2 * 6 * step_ll), ("Simple", 0.0)):
+        base = coll.estimate("all_reduce", ranks, 8, "ring", proto, 1)
+        assert scaled.estimate("all_reduce", ranks, 8, "ring", proto, 1) - base == pytest.approx(extra, rel=1e-9)
+    assert model.with_overrides(step_latency_scale={"LL": 3.0}).step_scale("LL128") == 1.0
+
+
+def test_launch_floor_is_a_lower_bound_on_each_call_in_estimate_and_engine():
+    floor = 50e-6
+    model = CostModel.ideal().with_overrides(launch_floor_s=floor)
+    fabric = Fabric(b.switch(8, B, LAT))
+    coll = Collectives(fabric, model)
+    ranks = coll.ranks(range(8))
+    assert coll.estimate("all_reduce", ranks, 8, "ring", "Simple", 1) == floor
+    assert measure(fabric, model, "all_reduce", range(8), 8, algo="ring").time_s == pytest.approx(floor, rel=1e-12)
+    big = RingPipeline(8, B, 2 * LAT).time_s("all_reduce", GiB)
+    assert measure(fabric, model, "all_reduce", range(8), GiB, algo="ring").time_s == pytest.approx(big, rel=1e-9)
+
+
+def test_back_to_back_chain_pays_one_hop_of_latency_not_the_chain():
+    """A broadcast chain over n ranks: alone it pays (n-1) hops of latency; in a run of identical calls the root
+    starts the next call once its hop is free, so each call costs one hop's latency plus the bytes."""
+    n = 8
+    alone = _time(CostModel.ideal(), "broadcast", n, 8)
+    repeated = _time(CostModel.ideal(), "broadcast", n, 8, back_to_back=True)
+    assert alone == pytest.approx((n - 1) * 2 * LAT + 8 / B, rel=1e-9)
+    assert repeated == pytest.approx(2 * LAT + 8 / B, rel=1e-9)
+    assert _time(CostModel.ideal(), "all_reduce", n, 8, back_to_back=True) == pytest.approx(
+        _time(CostModel.ideal(), "all_reduce", n, 8), rel=1e-12)
+
+
+@pytest.mark.parametrize("fields, path", [
+    ({"step_latency_scale": {"LL9": 1.0}}, "cost_model.step_latency_scale.LL9"),
+    ({"base_latency_scale": -1.0}, "cost_model.base_latency_scale"),
+    ({"op_bandwidth_scale": {"allreduce": 1.0}}, "cost_model.op_bandwidth_scale.allreduce"),
+    ({"op_bandwidth_scale": {"broadcast": 0.0}}, "cost_model.op_bandwidth_scale.broadcast"),
+    ({"local_copy_Bps": 0.0}, "cost_model.local_copy_Bps"),
+    ({"launch_floor_s": -1e-6}, "cost_model.launch_floor_s"),
+    ({"launch_floor_s": math.nan}, "cost_model.launch_floor_s"),
+])
+def test_bad_values_are_named(fields, path):
+    with pytest.raises(GpusimError) as e:
+        CostModel.nccl(**fields).validate()
+    assert e.value.path == path
