@@ -34,7 +34,8 @@ PATTERNS = ("all_pairs", "permutation", "shift")
 _TOP = ("name", "description", "seed", "cluster", "clusters", "jobs", "run", "weather")
 _CLUSTER = ("preset", "params", "links", "cost_model")
 _LINK = ("technology", "kind", "bandwidth", "latency", "efficiency")
-_COST = ("call_overhead", "channels", "step_latency_scale", "base_latency_scale", "tuner", "nvls", "protocols")
+_COST = ("call_overhead", "launch_floor", "channels", "step_latency_scale", "base_latency_scale", "tuner", "nvls",
+         "protocols")
 _COMMON_JOB = ("name", "type", "start", "after", "repeat", "gap")
 _JOB = {
     "collective": (*_COMMON_JOB, "op", "ranks", "size", "algo", "proto", "channels"),
@@ -158,6 +159,8 @@ def _cluster(spec, label: str, path: str) -> ClusterSpec:
         kp = f"{path}.cost_model.{key}"
         if key == "call_overhead":
             cost["call_overhead_s"] = F.time(value, kp)
+        elif key == "launch_floor":
+            cost["launch_floor_s"] = F.time(value, kp)
         elif key == "channels":
             cost["channels"] = F.integer(value, kp, low=1, high=64)
         elif key in ("step_latency_scale", "base_latency_scale"):
