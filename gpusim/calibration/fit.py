@@ -342,14 +342,13 @@ def _maps(tr: Transport, values: dict) -> dict:
     return maps
 
 
-def _model(tr: Transport, values: dict, protocols, plan_only: bool = False, n: int = 0,
+def _model(tr: Transport, values: dict, protocols, plan_only: bool = False,
            latency: dict | None = None) -> CostModel:
-    """The cost model for ``values`` on ``n`` ranks. ``plan_only`` plans every protocol and op at 100 %
-    payload, unit bandwidth scale and no local-copy limit (the evaluator applies those itself); ``latency``
-    then replaces the latency scales."""
+    """The cost model for ``values``, without the per-rank overhead (the evaluator adds it per row).
+    ``plan_only`` plans every protocol and op at 100 % payload, unit bandwidth scale and no local-copy limit (the
+    evaluator applies those itself); ``latency`` then replaces the latency scales."""
     values = _complete(tr, values)
     fields = {p.name: values[p.name] for p in tr.params if not p.link and not p.entry and p is not PER_RANK}
-    fields["call_overhead_s"] = values.get(PER_RANK.name, 0.0) * n
     fields.update(_maps(tr, values))
     if plan_only:
         fields.update(payload_efficiency={k: 1.0 for k in PAYLOAD_EFFICIENCY}, op_bandwidth_scale={},

@@ -198,9 +198,9 @@ def test_nccl_api_launches_are_faster_than_eager_when_small_and_equal_when_large
     (loopback TCP on a shared host), and so do forced LL/LL128 on SHM (up to 70 %), so sockets are held to 35 %
     and forced variants are left out."""
     import statistics
-    eager = {(m.transport, m.world_size, m.op, m.algo, m.proto, m.size_bytes): m.time_s
-             for m in M.load_csv(DATA / "extra" / "collectives_eager.csv")}
-    assert {m.launch for m in M.load_csv(DATA / "extra" / "collectives_eager.csv")} == {"eager"}
+    eager_rows = M.load_csv(DATA / "extra" / "collectives_eager.csv")
+    assert {m.launch for m in eager_rows} == {"eager"}
+    eager = {(m.transport, m.world_size, m.op, m.algo, m.proto, m.size_bytes): m.time_s for m in eager_rows}
     for t in TRANSPORTS:
         small = [(m.time_s, eager[k]) for m in h200 if m.size_bytes < 64 * 1024
                  and (k := (m.transport, m.world_size, m.op, m.algo, m.proto, m.size_bytes)) in eager
