@@ -339,6 +339,8 @@ def _worker(args) -> int:
     api = _NcclApi() if args.launch == "nccl_api" else None
     if api is not None:
         nccl_version = api.version
+        if rank == 0:
+            log(f"NCCL C API: {api.path} (NCCL {api.version})")
         torch.cuda.set_stream(torch.cuda.Stream())    # launches and CUDA events share this one stream
     deadline = float(args.deadline_epoch)
     transport = args.transport

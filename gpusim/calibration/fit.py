@@ -37,6 +37,7 @@ from scipy.optimize import least_squares
 from gpusim import __version__
 from gpusim.calibration.preset_file import CalibratedPreset
 from gpusim.collectives.cost_model import OPS, PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel
+from gpusim.collectives.plans import OWN_CHUNK_COPY_OPS
 from gpusim.collectives.run import Collectives, measure, normalise_op
 from gpusim.engine.fabric import Fabric
 from gpusim.engine.maxmin import max_min_rates
@@ -54,7 +55,6 @@ _NCCL_PROTO = {"default": "auto", "auto": "auto", "ll": "LL", "ll128": "LL128", 
 
 #: Cost-model fields that map a protocol or an operation to a number; a parameter ``<field>.<key>`` is one entry.
 MODEL_MAPS = ("payload_efficiency", "base_latency_scale", "step_latency_scale", "op_bandwidth_scale")
-_COPY_OPS = ("all_gather", "reduce_scatter")     # ring ops whose own-chunk copy CostModel.local_copy_Bps caps
 
 
 @dataclass(frozen=True)
@@ -412,7 +412,7 @@ class Evaluator:
                            tuple((f.links.tobytes(), f.weights.tobytes(), f.cap_Bps) for f in ph0.flows))
                     if key not in shapes:
                         shapes[key] = len(self.shape_flows)
-                        copy = (r.n - 1) / len(ph0.flows) if algo == "ring" and r.op in _COPY_OPS else 0.0
+                        copy = (r.n - 1) / len(ph0.flows) if algo == "ring" and r.op in OWN_CHUNK_COPY_OPS else 0.0
                         self.shape_flows.append((r.n, p_index, o_index, copy, ph0.flows))
                     per_flow = [(f[0].size_bytes / MiB, [f[0].latency_s] + [x.latency_s - f[0].latency_s
                                                                              for x in f[1:]])

@@ -84,36 +84,30 @@ def _string(choices):
     return parse
 
 
-def _efficiencies(v, path: str) -> dict:
+def _keyed(v, path: str, keys, what: str, example: str, value) -> dict:
+    """A non-empty mapping whose keys are among ``keys`` (each a ``what``), each value parsed by ``value``."""
     if not isinstance(v, dict) or not v:
-        raise GpusimError(path, f"expected a mapping of protocol to payload fraction, e.g. {{LL: 0.5}}, got {v!r}")
-    out = dict(PAYLOAD_EFFICIENCY)
-    for proto, x in v.items():
-        if proto not in PROTOCOLS:
-            raise unknown(f"{path}.{proto}", proto, PROTOCOLS, "protocol")
-        out[proto] = _positive_real(x, f"{path}.{proto}", high=1.0)
-    return out
+        raise GpusimError(path, f"expected a mapping of {what} to number, e.g. {example}, got {v!r}")
+    for k in v:
+        if k not in keys:
+            raise unknown(f"{path}.{k}", k, keys, what)
+    return {k: value(x, f"{path}.{k}") for k, x in v.items()}
+
+
+def _efficiencies(v, path: str) -> dict:
+    return {**PAYLOAD_EFFICIENCY, **_keyed(v, path, PROTOCOLS, "protocol", "{LL: 0.5}",
+                                           lambda x, p: _positive_real(x, p, high=1.0))}
 
 
 def _scale(v, path: str):
     """A latency scale: one non-negative number, or a mapping protocol -> number."""
     if not isinstance(v, dict):
         return _non_negative_real(v, path)
-    if not v:
-        raise GpusimError(path, f"expected a number or a mapping of protocol to number, e.g. {{LL: 0.8}}, got {v!r}")
-    for proto in v:
-        if proto not in PROTOCOLS:
-            raise unknown(f"{path}.{proto}", proto, PROTOCOLS, "protocol")
-    return {proto: _non_negative_real(x, f"{path}.{proto}") for proto, x in v.items()}
+    return _keyed(v, path, PROTOCOLS, "protocol", "{LL: 0.8}", _non_negative_real)
 
 
 def _op_scales(v, path: str) -> dict:
-    if not isinstance(v, dict) or not v:
-        raise GpusimError(path, f"expected a mapping of operation to rate factor, e.g. {{all_gather: 0.9}}, got {v!r}")
-    for op in v:
-        if op not in OPS:
-            raise unknown(f"{path}.{op}", op, OPS, "operation")
-    return {op: _positive_real(x, f"{path}.{op}") for op, x in v.items()}
+    return _keyed(v, path, OPS, "operation", "{all_gather: 0.9}", _positive_real)
 
 
 def _write_number(x):

@@ -35,6 +35,8 @@ ALGOS_FOR = {
     "all_to_all": ("direct",),
     "sendrecv": ("direct",),
 }
+#: ring operations that copy the rank's own chunk from input to output (out of place), capped by local_copy_Bps
+OWN_CHUNK_COPY_OPS = ("all_gather", "reduce_scatter")
 _HW_OF_TRANSPORT = {"nvlink": "nvlink", "p2p": "pci", "shm": "pci", "net": "net", "direct": "net"}
 MAX_DIRECT_PAIRS = 1_100_000
 
@@ -118,7 +120,7 @@ class Planner:
         per_rank = steps / n * size_bytes / channels / self.model.efficiency(proto, op)
         n_nodes = len(self.servers(ranks))
         cap = self._cap("ring", proto, n_nodes, channels, op)
-        if op in ("all_gather", "reduce_scatter"):    # the rank's own chunk is copied at 1/(n-1) of the ring's rate
+        if op in OWN_CHUNK_COPY_OPS:    # the rank's own chunk is copied at 1/(n-1) of the ring's rate
             cap = min(cap, self.model.local_copy_Bps * (n - 1) / channels / self.model.efficiency(proto, op))
         base = self.model.base_latency_s("ring", proto)
         flows = []

@@ -141,7 +141,8 @@ def test_collective_command_reproduces_the_measured_all_reduce_curve(data):
             if m.transport == "nvlink" and m.world_size == 4 and m.op == "all_reduce" and m.algo == "default"]
     (f_sim, p_sim, k_sim), (f_meas, p_meas, k_meas) = _shape(sim), _shape(meas)
     assert f_sim == pytest.approx(f_meas, rel=0.25)
-    # the fit trades sizes 16-512 MiB (model fast) against 1-4 GiB (model slow): the plateau comes out ~10 % low
+    # one NVLink rate serves 2 and 4 ranks, and 4-rank rings run faster per link (361 vs 344 GB/s busbw at 4 GiB):
+    # the 4-rank plateau comes out ~10 % low
     assert p_sim == pytest.approx(p_meas, rel=0.12)
     assert 1 / 4 <= k_sim / k_meas <= 4
 
