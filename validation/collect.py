@@ -212,10 +212,12 @@ class _OpRunner:
             self.a, self.b = mk(big), mk(big)
         self.in_place = op in ("all_reduce", "broadcast")
 
-    def feasible(self, nbytes: int) -> bool:
-        """Whether nbytes is a whole number of float32 elements (per rank for the split ops)."""
+    def feasible(self, nbytes: int) -> int:
+        """The size actually measured for a requested ``nbytes``: as nccl-tests does, rounded down to whole
+        float32 elements, per rank for the split ops (3 ranks: 1 MiB all_gather measures 1,048,572 B); 0 when
+        not even one element per rank fits."""
         unit = ELEMENT_BYTES * (self.n if self.op in ("all_gather", "reduce_scatter", "all_to_all") else 1)
-        return nbytes % unit == 0 and nbytes >= unit
+        return nbytes - nbytes % unit
 
     def bind(self, nbytes: int):
         """A zero-argument function launching the op on nbytes (total, as nccl-tests counts them)."""
@@ -417,10 +419,11 @@ def _measure_group(torch, dist, args, pg, cg, n, rank, device, clock, transport,
         t_prev, s_prev = None, None
         graph_cap = parse_size(args.graph_max_bytes) if args.graph_max_bytes else -1
         cuda_graph_ok = not args.dry_cpu
-        for nbytes in op_sizes:
-            if not runner.feasible(nbytes):
+        for asked in op_sizes:
+            nbytes = runner.feasible(asked)
+            if not nbytes:
                 if rank == 0:
-                    log(f"  skip {op} {nbytes} B on {n} ranks: not a whole float32 count per rank")
+                    log(f"  skip {op} {asked} B on {n} ranks: not one float32 element per rank")
                 continue
             # decide on rank 0 from the previous size's time, before launching anything large
             # linear scaling from the last size, but no slower than 0.5 GB/s for the added bytes (a latency-bound
