@@ -5,12 +5,14 @@ exactly :meth:`Collectives.estimate` of one call in a run of identical back-to-b
 validation/collect.py time them:
 
     t(r; θ) = n · o + Σ_phases max_f [ lat0_f + b_p · base_f + s_p · step_f + (bytes_f / (e_p g_op)) / rate_f ]
+              + (S / n) / R_op
 
 o is a call overhead per rank, lat0_f flow f's wire latency, base_f and step_f NCCL's base and per-step software
 latencies of (a, p) scaled per protocol by b_p and s_p, e_p the payload efficiency of protocol p (LL and LL128
 fitted, Simple 1), g_op the operation's bandwidth relative to all_reduce's, and rate_f the max-min rate on link
 capacities C(θ) (the transport's bottleneck technology has a fitted efficiency or bandwidth) under per-flow caps
-(NCCL's protocol caps; for ring all_gather / reduce_scatter also the rank's own-chunk copy, ``local_copy_Bps``).
+(NCCL's protocol caps); R_op the rate of each rank's pass over its own chunk in ring all_reduce, all_gather,
+reduce_scatter and all_to_all (``own_chunk_Bps``, NVLink only: it is what makes those ring rates depend on n).
 (a, p) is the forced NCCL_ALGO/NCCL_PROTO where the measurement forced them, else what NCCL's tuner picks among
 the protocols NCCL enables on that transport. θ minimises
 
@@ -36,8 +38,7 @@ from scipy.optimize import least_squares
 
 from gpusim import __version__
 from gpusim.calibration.preset_file import CalibratedPreset
-from gpusim.collectives.cost_model import OPS, PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel
-from gpusim.collectives.plans import OWN_CHUNK_COPY_OPS
+from gpusim.collectives.cost_model import OPS, OWN_CHUNK_OPS, PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel
 from gpusim.collectives.run import Collectives, measure, normalise_op
 from gpusim.engine.fabric import Fabric
 from gpusim.engine.maxmin import max_min_rates
@@ -54,14 +55,14 @@ _NCCL_PROTO = {"default": "auto", "auto": "auto", "ll": "LL", "ll128": "LL128", 
 
 
 #: Cost-model fields that map a protocol or an operation to a number; a parameter ``<field>.<key>`` is one entry.
-MODEL_MAPS = ("payload_efficiency", "base_latency_scale", "step_latency_scale", "op_bandwidth_scale")
+MODEL_MAPS = ("payload_efficiency", "base_latency_scale", "step_latency_scale", "op_bandwidth_scale", "own_chunk_Bps")
 
 
 @dataclass(frozen=True)
 class Param:
-    """A free parameter: a cost-model field (``local_copy_Bps``), the per-rank call overhead, one entry of a
-    cost-model map (``step_latency_scale.LL``, ``op_bandwidth_scale.all_gather``) or ``<technology>.<field>``
-    of a link (``nvlink4.efficiency``)."""
+    """A free parameter: the per-rank call overhead, one entry of a cost-model map (``step_latency_scale.LL``,
+    ``op_bandwidth_scale.all_gather``, ``own_chunk_Bps.all_reduce``) or ``<technology>.<field>`` of a link
+    (``nvlink4.efficiency``)."""
 
     name: str
     initial: float
@@ -106,6 +107,15 @@ LL128_EFFICIENCY = Param("payload_efficiency.LL128", PAYLOAD_EFFICIENCY["LL128"]
 OP_SCALES = tuple(Param(f"op_bandwidth_scale.{op}", 1.0, 0.25, 4.0, prior=PRIOR_WIDTH)
                   for op in ("all_gather", "reduce_scatter", "broadcast", "all_to_all", "sendrecv"))
 _COMMON = (*LATENCY_SCALES, LL_EFFICIENCY, LL128_EFFICIENCY, *OP_SCALES)
+# Over NVLink, one-way transfers (broadcast, sendrecv) reach 360-366 GB/s busbw at 4 GiB on 2 and on 4 ranks, but
+# ring collectives are slower on 2 ranks than on 4 (all_gather 304 vs 345, all_reduce 348 vs 361): each rank also
+# passes its own chunk, S/n, through its kernel outside the pipelined transfer, which costs less per byte sent as
+# n grows. Solved size by size on 2 and 4 ranks, t = (link bytes)/B + (S/n)/R predicts 3-rank ring all_reduce
+# within 1 % from 16 MiB to 4 GiB (validation/data/h200/collectives_run2.csv). R replaces those four operations'
+# bandwidth scales, so the link rate is all_reduce's and broadcast's (scale 1) and R is told from it by the
+# operations' different shares of own chunk. Over SHM and sockets a pass at TB/s is invisible next to 25 GB/s.
+OWN_CHUNK = tuple(Param(f"own_chunk_Bps.{op}", 2e12, 1e10, 1e16, "GB/s") for op in OWN_CHUNK_OPS)
+_NVLINK_OP_SCALES = tuple(p for p in OP_SCALES if p.name == "op_bandwidth_scale.sendrecv")
 
 
 def _gpu_io(initial_Bps: float) -> tuple[dict, Param]:
@@ -167,10 +177,8 @@ TRANSPORTS: dict[str, Transport] = {
     "nvlink": Transport(
         "nvlink", "h200-nvlink", "H200 SXM on NVSwitch (18 NVLink4 links each), NCCL P2P over NVLink",
         "nvswitch_server", {"nvlink": "nvlink4", "nvlinks": 18, "pcie": "pcie5"}, "gpus", 24, PROTOCOLS,
-        # the copy starts where it binds on 2 ranks (a non-binding start has no gradient); on 4 ranks alone no
-        # row depends on it and it stays at this start, which is within 20 % of the 2-rank fit (253 GB/s)
-        (*_COMMON, Param("nvlink4.efficiency", 20.6 / 25.0, 0.02, 1.0),
-         Param("local_copy_Bps", 3e11, 1e10, 1e14, "GB/s"))),
+        (*LATENCY_SCALES, LL_EFFICIENCY, LL128_EFFICIENCY, *_NVLINK_OP_SCALES,
+         Param("nvlink4.efficiency", 20.6 / 25.0, 0.02, 1.0), *OWN_CHUNK)),
     # Each GPU on its own PCIe 5.0 x16 to the host (the VM shows no PCIe switch): pairs sharing a switch uplink
     # predicted a 4-rank broadcast chain at half the 2-rank rate where it ran at 0.7x; the limit is each GPU's
     # send + receive budget (host memory, 200 GB/s, never bound: a fitted one stayed where it started).
@@ -345,14 +353,14 @@ def _maps(tr: Transport, values: dict) -> dict:
 def _model(tr: Transport, values: dict, protocols, plan_only: bool = False,
            latency: dict | None = None) -> CostModel:
     """The cost model for ``values``, without the per-rank overhead (the evaluator adds it per row).
-    ``plan_only`` plans every protocol and op at 100 % payload, unit bandwidth scale and no local-copy limit (the
+    ``plan_only`` plans every protocol and op at 100 % payload, unit bandwidth scale and a unit own-chunk rate (the
     evaluator applies those itself); ``latency`` then replaces the latency scales."""
     values = _complete(tr, values)
     fields = {p.name: values[p.name] for p in tr.params if not p.link and not p.entry and p is not PER_RANK}
     fields.update(_maps(tr, values))
     if plan_only:
         fields.update(payload_efficiency={k: 1.0 for k in PAYLOAD_EFFICIENCY}, op_bandwidth_scale={},
-                      local_copy_Bps=math.inf, **(latency or {}))
+                      own_chunk_Bps={op: 1.0 for op in OWN_CHUNK_OPS}, **(latency or {}))
     return CostModel.nccl(arch="hopper", channels=tr.channels, allowed_protocols=tuple(protocols), **fields)
 
 
@@ -395,6 +403,7 @@ class Evaluator:
         planned: dict = {}
         self.shape_flows: list = []
         flow_shape, flow_pos, flow_proto, flow_op, size, lat, seg_row, seg_start = [], [], [], [], [], [], [], []
+        flow_own = []
         k = 0
         for i, (r, (algo, proto, ch)) in enumerate(zip(self.rows, choices)):
             w = self.worlds[r.n]
@@ -410,19 +419,20 @@ class Evaluator:
                         continue
                     key = (r.n, p_index, o_index,
                            tuple((f.links.tobytes(), f.weights.tobytes(), f.cap_Bps) for f in ph0.flows))
+                    own = all(f.links.size == 0 for f in ph0.flows)    # the own-chunk pass: no link
                     if key not in shapes:
                         shapes[key] = len(self.shape_flows)
-                        copy = (r.n - 1) / len(ph0.flows) if algo == "ring" and r.op in OWN_CHUNK_COPY_OPS else 0.0
-                        self.shape_flows.append((r.n, p_index, o_index, copy, ph0.flows))
+                        self.shape_flows.append((r.n, p_index, o_index, own, ph0.flows))
                     per_flow = [(f[0].size_bytes / MiB, [f[0].latency_s] + [x.latency_s - f[0].latency_s
                                                                              for x in f[1:]])
                                 for f in zip(*(ph.flows for ph in phases))]
-                    phases_out.append((shapes[key], per_flow))
+                    phases_out.append((shapes[key], own, per_flow))
                 planned[pkey] = phases_out
-            for shape, per_flow in planned[pkey]:
+            for shape, own, per_flow in planned[pkey]:
                 seg_row.append(i)
                 seg_start.append(k)
                 for j, (unit_bytes, lat_parts) in enumerate(per_flow):
+                    flow_own.append(own)
                     flow_shape.append(shape)
                     flow_pos.append(j)
                     flow_proto.append(p_index)
@@ -433,6 +443,7 @@ class Evaluator:
         self.choice = list(choices)
         self.flow_shape, self.flow_pos = np.array(flow_shape, dtype=int), np.array(flow_pos, dtype=int)
         self.flow_proto, self.flow_op = np.array(flow_proto, dtype=int), np.array(flow_op, dtype=int)
+        self.flow_own = np.array(flow_own, dtype=bool)
         self.size = np.array(size)
         self.lat = np.array(lat).reshape(-1, 1 + len(LATENCY_TERMS))
         self.seg_row, self.seg_start = np.array(seg_row, dtype=int), np.array(seg_start, dtype=int)
@@ -452,18 +463,19 @@ class Evaluator:
         maps = _maps(self.tr, values)
         eff = np.array([maps["payload_efficiency"][p] for p in PROTOCOLS])
         op_scale = np.array([maps["op_bandwidth_scale"].get(o, 1.0) for o in OPS])
-        local = values.get("local_copy_Bps", math.inf)
+        own_rate = np.array([maps["own_chunk_Bps"].get(o, math.inf) for o in OPS])
         rates = []
-        for (n, p_index, o_index, copy, flows), (fo, lo, wt, cap) in zip(self.shape_flows, self.shape_arrays):
-            if copy:
-                cap = np.minimum(cap, local * copy)
-            rates.append(max_min_rates(fo, lo, wt, caps[n], len(flows), cap / (eff[p_index] * op_scale[o_index])))
+        for (n, p_index, o_index, own, flows), (fo, lo, wt, cap) in zip(self.shape_flows, self.shape_arrays):
+            if own:         # planned at a unit rate: payload bytes at the op's own-chunk rate
+                rates.append(cap * own_rate[o_index])
+            else:
+                rates.append(max_min_rates(fo, lo, wt, caps[n], len(flows), cap / (eff[p_index] * op_scale[o_index])))
         out = values.get(PER_RANK.name, 0.0) * self.n_of_row
         if self.size.size:
             rate = np.concatenate(rates)[self.flow_global]
             per_proto = [np.array([maps[t].get(p, 1.0) for p in PROTOCOLS]) for t in LATENCY_TERMS]
             terms = np.column_stack([np.ones(self.size.size)] + [sc[self.flow_proto] for sc in per_proto])
-            size = self.size / (eff[self.flow_proto] * op_scale[self.flow_op])
+            size = np.where(self.flow_own, self.size, self.size / (eff[self.flow_proto] * op_scale[self.flow_op]))
             with np.errstate(divide="ignore"):
                 t = np.einsum("ij,ij->i", self.lat, terms) + np.where(size > 0, size / rate, 0.0)
             seg = np.maximum.reduceat(t, self.seg_start)

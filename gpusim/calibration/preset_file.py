@@ -14,7 +14,7 @@ name)::
     links:                                  # per link technology: bandwidth (raw, per direction), efficiency,
       nvlink4: {efficiency: 0.66}           # latency, up (false: routes avoid it, as NCCL_P2P_DISABLE does)
     cost_model: {arch: hopper, channels: 24, launch_floor: 7.5 us, step_latency_scale: {LL: 0.2, Simple: 0.7},
-                 op_bandwidth_scale: {all_gather: 0.95}, local_copy: 250 GB/s, ...}
+                 op_bandwidth_scale: {sendrecv: 0.95}, own_chunk: {all_gather: 1.1 TB/s}, ...}
     provenance: {data: [...], fit_date: ..., train: {...}, heldout: {...}}
 
 Quantities carry units (``"21.5 us"``, ``"4.2 GB/s"``) and are parsed once here; a builder argument whose Python
@@ -32,7 +32,7 @@ import networkx as nx
 import yaml
 
 from gpusim import units
-from gpusim.collectives.cost_model import OPS, PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel
+from gpusim.collectives.cost_model import OPS, OWN_CHUNK_OPS, PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel
 from gpusim.errors import GpusimError, did_you_mean, unknown
 from gpusim.links import technology as tech
 from gpusim.presets import Cluster
@@ -110,6 +110,12 @@ def _op_scales(v, path: str) -> dict:
     return _keyed(v, path, OPS, "operation", "{all_gather: 0.9}", _positive_real)
 
 
+def _own_chunk(v, path: str) -> dict:
+    """Own-chunk pass rates: a mapping operation -> bandwidth with a unit."""
+    return _keyed(v, path, OWN_CHUNK_OPS, "operation", "{all_gather: 1.1 TB/s}",
+                  lambda x, p: units.bandwidth(x, p, allow_zero=False))
+
+
 def _write_number(x):
     return float(f"{x:.6g}")
 
@@ -131,8 +137,7 @@ _MODEL_FIELDS = {
     "base_latency_scale": ("base_latency_scale", _scale, _write_scale),
     "payload_efficiency": ("payload_efficiency", _efficiencies, _write_scale),
     "op_bandwidth_scale": ("op_bandwidth_scale", _op_scales, _write_scale),
-    "local_copy": ("local_copy_Bps", lambda v, path: units.bandwidth(v, path, allow_zero=False),
-                   lambda x: f"{x / 1e9:.6g} GB/s"),
+    "own_chunk": ("own_chunk_Bps", _own_chunk, lambda x: {k: f"{v / 1e9:.6g} GB/s" for k, v in x.items()}),
     "allowed_protocols": ("allowed_protocols", _protocols, list),
 }
 

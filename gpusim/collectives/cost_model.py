@@ -33,6 +33,8 @@ _NCCL_ALGO = {"ring": nm.Algo.RING, "tree": nm.Algo.TREE, "nvls": nm.Algo.NVLS, 
               "hierarchical": nm.Algo.RING}
 PAYLOAD_EFFICIENCY = {"LL": 0.5, "LL128": 120.0 / 128.0, "Simple": 1.0}
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce", "all_to_all", "sendrecv")
+#: operations in which every rank also passes its own chunk (S/n) through its kernel without sending it
+OWN_CHUNK_OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all")
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class CostModel:
     base_latency_scale: float | dict = 1.0   # multiplies NCCL's base latencies: one number, or per protocol
     launch_floor_s: float = 0.0              # shortest call: the host's issue interval of back-to-back calls
     op_bandwidth_scale: dict = field(default_factory=dict)   # op -> rate relative to all_reduce's (default 1)
-    local_copy_Bps: float = math.inf        # a GPU's copy rate of its own chunk in out-of-place ring AG / RS
+    own_chunk_Bps: dict = field(default_factory=dict)   # op -> rate of a rank's pass over its own chunk (S/n)
     nvls: bool = False
     allowed_protocols: tuple = PROTOCOLS
 
@@ -87,6 +89,10 @@ class CostModel:
     def step_scale(self, proto: str) -> float:
         return _per(self.step_latency_scale, proto)
 
+    def own_chunk_rate(self, op: str) -> float:
+        """Rate of a rank's pass over its own chunk (S/n) in ``op``, serial with the transfer (inf: none)."""
+        return self.own_chunk_Bps.get(op, math.inf)
+
     def efficiency(self, proto: str, op: str | None = None) -> float:
         """Payload bytes per wire byte of ``proto``, times ``op``'s bandwidth scale when an op is given."""
         return self.payload_efficiency[proto] * (self.op_bandwidth_scale.get(op, 1.0) if op else 1.0)
@@ -114,8 +120,11 @@ class CostModel:
             raise GpusimError(f"{path}.arch", f"expected one of {', '.join(nm.ARCHS)}, got {self.arch!r}")
         if not isinstance(self.channels, int) or not 1 <= self.channels <= 64:
             raise GpusimError(f"{path}.channels", f"expected an integer 1..64, got {self.channels!r}")
-        if not self.local_copy_Bps > 0:
-            raise GpusimError(f"{path}.local_copy_Bps", f"expected a positive rate, got {self.local_copy_Bps!r}")
+        for op, x in self.own_chunk_Bps.items():
+            if op not in OWN_CHUNK_OPS:
+                raise GpusimError(f"{path}.own_chunk_Bps.{op}", f"expected an operation ({', '.join(OWN_CHUNK_OPS)})")
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not x > 0:
+                raise GpusimError(f"{path}.own_chunk_Bps.{op}", f"expected a positive rate, got {x!r}")
         for name in ("call_overhead_s", "launch_floor_s"):
             if not getattr(self, name) >= 0:
                 raise GpusimError(f"{path}.{name}", f"expected a non-negative number, got {getattr(self, name)!r}")

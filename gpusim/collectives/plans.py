@@ -35,8 +35,6 @@ ALGOS_FOR = {
     "all_to_all": ("direct",),
     "sendrecv": ("direct",),
 }
-#: ring operations that copy the rank's own chunk from input to output (out of place), capped by local_copy_Bps
-OWN_CHUNK_COPY_OPS = ("all_gather", "reduce_scatter")
 _HW_OF_TRANSPORT = {"nvlink": "nvlink", "p2p": "pci", "shm": "pci", "net": "net", "direct": "net"}
 MAX_DIRECT_PAIRS = 1_100_000
 
@@ -103,7 +101,7 @@ class Planner:
         if algo == "ring":
             if op in ("broadcast", "reduce"):
                 return [self._chain(ranks, size_bytes, proto, channels, op, back_to_back)]
-            return [self._ring(op, ranks, size_bytes, proto, channels)]
+            return [self._ring(op, ranks, size_bytes, proto, channels)] + self._own_chunk(op, ranks, size_bytes, channels)
         if algo == "tree":
             return [self._tree(ranks, size_bytes, proto, channels)]
         if algo == "hierarchical":
@@ -111,7 +109,7 @@ class Planner:
         if algo == "nvls":
             return [self._nvls(ranks, size_bytes)]
         if op == "all_to_all":
-            return [self._all_to_all(ranks, size_bytes, proto)]
+            return [self._all_to_all(ranks, size_bytes, proto)] + self._own_chunk(op, ranks, size_bytes, channels)
         return [self._sendrecv(ranks, size_bytes, proto)]
 
     def _ring(self, op, ranks, size_bytes, proto, channels, label="ring") -> Phase:
@@ -120,8 +118,6 @@ class Planner:
         per_rank = steps / n * size_bytes / channels / self.model.efficiency(proto, op)
         n_nodes = len(self.servers(ranks))
         cap = self._cap("ring", proto, n_nodes, channels, op)
-        if op in OWN_CHUNK_COPY_OPS:    # the rank's own chunk is copied at 1/(n-1) of the ring's rate
-            cap = min(cap, self.model.local_copy_Bps * (n - 1) / channels / self.model.efficiency(proto, op))
         base = self.model.base_latency_s("ring", proto)
         flows = []
         orders = {}
@@ -135,6 +131,16 @@ class Planner:
             hops, lat = orders[key]
             flows.append(self.fabric.coupled_flow(hops, per_rank, lat, cap_Bps=cap, label=f"{label}[{c}]"))
         return Phase(flows, label)
+
+    def _own_chunk(self, op, ranks, size_bytes, channels) -> list[Phase]:
+        """The rank's pass over its own chunk (S/n) at the model's ``own_chunk_Bps[op]``, after the transfer, on
+        no link (so without contention); no phase where the model has none for ``op``."""
+        rate = self.model.own_chunk_rate(op)
+        if rate == float("inf"):
+            return []
+        per_channel = size_bytes / len(ranks) / channels
+        return [Phase([self.fabric.coupled_flow([], per_channel, 0.0, cap_Bps=rate / channels, label=f"own[{c}]")
+                       for c in range(channels)], "own-chunk")]
 
     def _chain(self, ranks, size_bytes, proto, channels, op, back_to_back=False) -> Phase:
         """Pipelined chain from the root (rank 0 of ``ranks``) along the ring; reduce runs it backwards."""

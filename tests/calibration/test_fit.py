@@ -34,8 +34,9 @@ def synthetic(transport, values, world_sizes=(2, 4), protocols=None, step=4):
 TRUTH = {
     "nvlink": {"step_latency_scale.LL": 2.0, "step_latency_scale.Simple": 0.6,
                "base_latency_scale.LL128": 0.7, "payload_efficiency.LL": 0.4, "payload_efficiency.LL128": 0.8,
-               "op_bandwidth_scale.broadcast": 1.2, "op_bandwidth_scale.all_gather": 0.9, "nvlink4.efficiency": 0.6,
-               "local_copy_Bps": 150e9},
+               "op_bandwidth_scale.sendrecv": 0.9, "nvlink4.efficiency": 0.6, "own_chunk_Bps.all_gather": 1.2e12,
+               "own_chunk_Bps.all_reduce": 4e12, "own_chunk_Bps.reduce_scatter": 0.8e12,
+               "own_chunk_Bps.all_to_all": 2e12},
     "pcie_shm": {"step_latency_scale.Simple": 0.5, "payload_efficiency.LL": 0.3,
                  "op_bandwidth_scale.sendrecv": 0.8, "gpu_io.bandwidth_Bps": 40e9},
     "socket": {"step_latency_scale.LL": 3.0, "payload_efficiency.LL": 0.25,
@@ -45,15 +46,22 @@ TRUTH = {
 }
 
 
-def test_fast_evaluator_equals_collectives_estimate():
-    """The compiled per-flow arrays give exactly what Collectives.estimate gives, row by row."""
-    values = TRUTH["pcie_shm"]
-    records = synthetic("pcie_shm", values, world_sizes=(4,), step=3)
+OTHER = {"pcie_shm": {"step_latency_scale.LL": 1.7, "base_latency_scale.Simple": 0.4, "pcie5.efficiency": 0.3,
+                      "payload_efficiency.LL": 0.6, "op_bandwidth_scale.broadcast": 1.3},
+         "nvlink": {"step_latency_scale.LL": 1.7, "nvlink4.efficiency": 0.5, "own_chunk_Bps.all_gather": 0.3e12,
+                    "own_chunk_Bps.all_to_all": 0.5e12, "payload_efficiency.LL128": 0.7}}
+
+
+@pytest.mark.parametrize("transport", sorted(OTHER))
+def test_fast_evaluator_equals_collectives_estimate(transport):
+    """The compiled per-flow arrays (own-chunk passes included) give exactly what Collectives.estimate gives, row
+    by row, at values other than those the rows were planned with."""
+    values = TRUTH[transport]
+    records = synthetic(transport, values, world_sizes=(4,), step=3)
     rows, _ = fit.rows_from(records)
-    tr = fit.TRANSPORTS["pcie_shm"]
+    tr = fit.TRANSPORTS[transport]
     ev = fit.Evaluator(tr, rows)
-    other = {**values, "step_latency_scale.LL": 1.7, "base_latency_scale.Simple": 0.4, "pcie5.efficiency": 0.3,
-             "payload_efficiency.LL": 0.6, "op_bandwidth_scale.broadcast": 1.3}
+    other = {**values, **OTHER[transport]}
     ev.compile(ev.choices(other, tr.protocols), other)
     fast = ev.times(other)
     cluster = tr.calibrated(other).cluster(4)
@@ -68,9 +76,10 @@ def test_fast_evaluator_equals_collectives_estimate():
 @pytest.mark.parametrize("transport", sorted(TRUTH))
 def test_recovers_the_parameters_that_generated_the_data(transport):
     """Fit on 2 and 4 ranks from the datasheet start without priors: every parameter comes back (to 0.5 %: base
-    and per-step latency trade along a shallow valley) and 8 ranks are predicted. With the default priors (pulling latency scales, efficiencies and op scales towards NCCL's values)
-    the estimates may trade along directions the data hardly constrain (SHM: a one-way op's scale against the
-    PCIe efficiency), and 8 ranks are still predicted within 1 %.
+    and per-step latency trade along a shallow valley) and 8 ranks are predicted. With the default priors (pulling
+    latency scales, efficiencies and op scales towards NCCL's values) the estimates may trade along directions the
+    data hardly constrain (SHM: a one-way op's scale against the PCIe efficiency), and 8 ranks are still predicted
+    within 1 %.
     (Two world sizes: on SHM, 4 ranks alone are limited by host memory and 2 alone by PCIe.)"""
     records = synthetic(transport, TRUTH[transport], world_sizes=(2, 4, 8))
     exact = fit.fit(records, transport, train_world_sizes=(2, 4), engine_check=False, prior_weight=0.0)

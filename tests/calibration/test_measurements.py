@@ -273,3 +273,62 @@ def test_harness_writes_the_schema_the_loader_reads():
             assert collect.busbw_factor(op, n) == pytest.approx(M.busbw_factor(op, n))
     assert collect.size_list(8, 4 * GiB) == [1 << k for k in range(3, 33)]
     assert collect.parse_size("4GiB") == 4 * GiB and collect.parse_size("64KiB") == 65536
+
+
+# -- runs 2 and 3: repeatability, a third world size, alignment --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def run2():
+    return M.load_csv(DATA / "collectives_run2.csv")
+
+
+def _keyed(rows):
+    return {(m.transport, m.world_size, m.op, m.algo, m.proto, m.size_bytes): m.time_s for m in rows}
+
+
+def test_run_2_has_three_world_sizes_and_aligned_3_rank_splits(run2):
+    """Run 2 repeats run 1 on a fresh machine and adds 3 ranks; its 3-rank all_gather, reduce_scatter and
+    all_to_all use sizes 3 x 2^k (each rank's chunk a whole power of two), the power-of-two ones being in extra/."""
+    have = {(m.transport, m.world_size, m.op) for m in run2 if m.algo == "default"}
+    assert have == {(t, n, op) for t in TRANSPORTS for n in (2, 3, 4) for op in OPS6}
+    for m in run2:
+        if m.world_size == 3 and m.op in ("all_gather", "reduce_scatter", "all_to_all"):
+            chunk = m.size_bytes // 3
+            assert m.size_bytes == 3 * chunk and chunk & (chunk - 1) == 0, m.source
+    assert {(m.transport, m.world_size) for m in M.load_csv(DATA / "collectives_run3.csv")} == \
+        {("socket", 2), ("socket", 4)}
+
+
+def test_nvlink_and_shm_repeat_between_machine_starts_and_sockets_do_not(h200, run2):
+    """At >= 1 MiB the same call on a fresh machine took the same time within a median 1 % on NVLink and 3 % over
+    SHM, while loopback sockets moved by a median 8-20 %: the floor under any socket model's error."""
+    import statistics
+    a, b = _keyed(h200), _keyed(run2)
+    for t, lo, hi in (("nvlink", 0.0, 0.01), ("pcie_shm", 0.0, 0.035), ("socket", 0.05, 0.25)):
+        for n in (2, 4):
+            d = [abs(b[k] / v - 1) for k, v in a.items() if k in b and k[0] == t and k[1] == n and k[5] >= MiB
+                 and k[3] == "default"]
+            assert len(d) >= 60 and lo <= statistics.median(d) <= hi, (t, n, statistics.median(d))
+
+
+def test_3_rank_chunks_off_a_16_byte_boundary_slow_all_gather_and_all_to_all(run2):
+    """With 3 ranks a power-of-two buffer leaves each rank a chunk that is a multiple of 4 or 8 bytes only (as in
+    nccl-tests, which rounds the same way); NCCL then moves all_gather at 0.46-0.85x and all_to_all at 0.28-0.66x
+    the busbw of aligned neighbours (NVLink and SHM, >= 16 MiB), worse at 4-byte than at 8-byte alignment, while
+    reduce_scatter stays within 15 %. The model does not see alignment: these rows are kept out of the fit."""
+    import statistics
+    odd = M.load_csv(DATA / "extra" / "collectives_3rank_unaligned.csv")
+    assert {m.world_size for m in odd} == {3}
+    for t in ("nvlink", "pcie_shm"):
+        for op, worst in (("all_gather", 0.9), ("all_to_all", 0.7), ("reduce_scatter", 1.1)):
+            aligned = {m.size_bytes: m.busbw_GBps for m in run2 if (m.transport, m.world_size, m.op) == (t, 3, op)}
+            ratio = {}
+            for m in odd:
+                if (m.transport, m.op) == (t, op) and m.size_bytes >= 16 * MiB:
+                    near = min(aligned, key=lambda s: abs(s - m.size_bytes))
+                    ratio[m.size_bytes] = m.busbw_GBps / aligned[near]
+            assert len(ratio) == 8 and max(ratio.values()) < worst, (t, op, ratio)
+            if op != "reduce_scatter":
+                four = [r for s, r in ratio.items() if (s // 3) % 8]       # chunk a multiple of 4 bytes only
+                eight = [r for s, r in ratio.items() if not (s // 3) % 8]
+                assert statistics.mean(four) < statistics.mean(eight), (t, op)

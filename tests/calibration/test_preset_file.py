@@ -11,7 +11,7 @@ from gpusim.errors import GpusimError
 from gpusim.topology.graph import capacity_Bps, gpus
 
 VALUES = {"step_latency_scale.LL": 1.25, "base_latency_scale.Simple": 0.5, "nvlink4.efficiency": 0.66,
-          "payload_efficiency.LL": 0.4, "op_bandwidth_scale.all_gather": 0.9, "local_copy_Bps": 250e9}
+          "payload_efficiency.LL": 0.4, "op_bandwidth_scale.sendrecv": 0.9, "own_chunk_Bps.all_gather": 1.1e12}
 
 
 @pytest.fixture
@@ -31,12 +31,12 @@ def test_round_trip_keeps_every_fitted_value(nvlink_file):
     assert p.links == {"nvlink4": {"efficiency": pytest.approx(0.66)}}
     assert p.model["step_latency_scale"] == {"LL": pytest.approx(1.25), "LL128": 1.0, "Simple": 1.0}
     assert p.model["base_latency_scale"]["Simple"] == pytest.approx(0.5)
-    assert p.model["op_bandwidth_scale"]["all_gather"] == pytest.approx(0.9)
-    assert p.model["local_copy_Bps"] == pytest.approx(250e9)
+    assert p.model["op_bandwidth_scale"]["sendrecv"] == pytest.approx(0.9)
+    assert p.model["own_chunk_Bps"]["all_gather"] == pytest.approx(1.1e12)
     assert p.model["payload_efficiency"] == {"LL": pytest.approx(0.4), "LL128": 0.9375, "Simple": 1.0}
     assert p.model["allowed_protocols"] == ("LL", "Simple")
     assert (p.gpus_default, p.gpus_min, p.gpus_max) == (4, 2, 8)
-    assert _doc(nvlink_file)["cost_model"]["local_copy"] == "250 GB/s"
+    assert _doc(nvlink_file)["cost_model"]["own_chunk"]["all_gather"] == "1100 GB/s"
 
 
 def test_load_builds_the_fitted_topology_and_model(nvlink_file):
@@ -47,7 +47,8 @@ def test_load_builds_the_fitted_topology_and_model(nvlink_file):
     assert c.model.channels == 24 and c.model.step_scale("LL") == pytest.approx(1.25)
     assert c.model.step_scale("Simple") == 1.0
     assert c.model.efficiency("LL") == pytest.approx(0.4)
-    assert c.model.efficiency("Simple", "all_gather") == pytest.approx(0.9)
+    assert c.model.efficiency("Simple", "sendrecv") == pytest.approx(0.9)
+    assert c.model.own_chunk_rate("all_gather") == pytest.approx(1.1e12)
     assert c.model.allowed_protocols == ("LL", "Simple")
     assert c.spec == "my-h200:gpus=2" and c.params == {"gpus": 2}
     assert len(gpus(preset_file.load_calibrated(nvlink_file, {}, "cluster").graph)) == 4
@@ -90,7 +91,10 @@ def _set(doc, dotted, value):
     ("cost_model.op_bandwidth_scale", {"allreduce": 0.9}, "cost_model.op_bandwidth_scale.allreduce",
      "did you mean 'all_reduce'"),
     ("cost_model.op_bandwidth_scale", {"broadcast": 0}, "cost_model.op_bandwidth_scale.broadcast", "positive"),
-    ("cost_model.local_copy", "0 GB/s", "cost_model.local_copy", "positive|zero|non-zero|greater"),
+    ("cost_model.own_chunk", {"all_gather": "0 GB/s"}, "cost_model.own_chunk.all_gather",
+     "positive|zero|non-zero|greater"),
+    ("cost_model.own_chunk", {"broadcast": "1 TB/s"}, "cost_model.own_chunk.broadcast", "unknown operation"),
+    ("cost_model.own_chunk", "1 TB/s", "cost_model.own_chunk", "expected a mapping"),
     ("cost_model.launch_floor", "-3 us", "cost_model.launch_floor", "non-negative finite time"),
     ("cost_model.allowed_protocols", ["LL", "LL256"], "cost_model.allowed_protocols[1]", "unknown protocol"),
     ("topology.builder", "nvswich_server", "topology.builder", "did you mean 'nvswitch_server'"),
@@ -138,7 +142,7 @@ def test_shipped_presets_load_through_presets_build_and_describe(name):
     row = next(r for r in presets.describe() if r["name"] == name)
     assert row["calibrated"] is True and row["params"] == {"gpus": 4}
     assert 0 < row["error"]["median_rel_error"] < 0.25
-    assert row["error"]["world_sizes"] == [2, 4]
+    assert row["error"]["world_sizes"] == [3]          # fitted on 2 and 4, held back on 3
     assert [cv["train"] for cv in preset_file.read(presets.calibrated()[name]).provenance["cross_validation"]] \
         == [[2], [4]]
     with pytest.raises(GpusimError, match="did you mean 'gpus'"):

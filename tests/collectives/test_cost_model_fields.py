@@ -1,6 +1,6 @@
 """The calibration terms of the cost model, each against its closed form: per-protocol latency scales, per-op
-bandwidth scales, the own-chunk copy cap of ring all_gather / reduce_scatter, the launch floor, and back-to-back
-chains; and bad values named by field."""
+bandwidth scales, the own-chunk pass of ring all_reduce / all_gather / reduce_scatter and all_to_all, the launch
+floor, and back-to-back chains; and bad values named by field."""
 import math
 
 import pytest
@@ -30,18 +30,34 @@ def test_op_bandwidth_scale_divides_the_bytes_term_of_that_op_only():
     assert _time(slow, "all_reduce", n, GiB) == pytest.approx(oracle.time_s("all_reduce", GiB), rel=1e-9)
 
 
-@pytest.mark.parametrize("n", [2, 4, 8])
-def test_local_copy_caps_ring_all_gather_at_n_minus_1_times_its_rate(n):
-    """A rank copies its own chunk (S/n) while it sends (n-1)/n S: the ring runs at most at (n-1) x copy rate,
-    so a 20 GB/s copy binds on 2 ranks (20 GB/s) and 2 ranks only (60, 140 GB/s > the 50 GB/s link)."""
-    copy = 20e9
-    model = CostModel.ideal().with_overrides(local_copy_Bps=copy)
-    rate = min(B, copy * (n - 1))
-    want = (n - 1) * 2 * LAT + (n - 1) / n * GiB / rate
-    for op in ("all_gather", "reduce_scatter"):
-        assert _time(model, op, n, GiB) == pytest.approx(want, rel=1e-9)
-    assert _time(model, "all_reduce", n, GiB) == pytest.approx(RingPipeline(n, B, 2 * LAT).time_s("all_reduce", GiB),
-                                                               rel=1e-9)
+@pytest.mark.parametrize("n", [2, 3, 4, 8])
+@pytest.mark.parametrize("op", ["all_reduce", "all_gather", "reduce_scatter"])
+def test_own_chunk_pass_adds_s_over_n_at_its_rate_after_the_ring(op, n):
+    """t = ring time + (S/n) / R: the pass costs 1/n of the buffer, so its share of the call shrinks as n grows
+    (what makes ring busbw rise with n on NVLink); broadcast, which has none, is untouched."""
+    own = 100e9
+    model = CostModel.ideal().with_overrides(own_chunk_Bps={op: own})
+    ring = RingPipeline(n, B, 2 * LAT).time_s(op, GiB)
+    assert _time(model, op, n, GiB) == pytest.approx(ring + GiB / n / own, rel=1e-9)
+    coll = Collectives(Fabric(b.switch(n, B, LAT)), model)
+    assert coll.estimate(op, coll.ranks(range(n)), GiB, "ring", "Simple", 1) == pytest.approx(ring + GiB / n / own,
+                                                                                             rel=1e-9)
+    assert _time(model, "broadcast", n, GiB) == pytest.approx(_time(CostModel.ideal(), "broadcast", n, GiB), rel=1e-12)
+
+
+def test_own_chunk_pass_of_all_to_all_follows_the_exchange_and_crosses_no_link():
+    """all_to_all: the direct exchange, then the rank's own S/n at its rate, as a last phase whose flows hold no
+    link (a GPU-local pass does not compete with transfers)."""
+    n, own = 4, 50e9
+    fabric = Fabric(b.switch(n, B, LAT))
+    plain = measure(fabric, CostModel.ideal(), "all_to_all", range(n), GiB).time_s
+    model = CostModel.ideal().with_overrides(own_chunk_Bps={"all_to_all": own})
+    assert measure(Fabric(b.switch(n, B, LAT)), model, "all_to_all", range(n), GiB).time_s == pytest.approx(
+        plain + GiB / n / own, rel=1e-9)
+    coll = Collectives(fabric, model)
+    phases = coll.planner.plan("all_to_all", coll.ranks(range(n)), GiB, "direct", "Simple", 1)
+    assert phases[-1].label == "own-chunk" and all(f.links.size == 0 for f in phases[-1].flows)
+    assert all(f.links.size > 0 for f in phases[0].flows)
 
 
 def test_step_latency_scale_per_protocol_scales_only_that_protocol():
@@ -88,7 +104,8 @@ def test_back_to_back_chain_pays_one_hop_of_latency_not_the_chain():
     ({"base_latency_scale": -1.0}, "cost_model.base_latency_scale"),
     ({"op_bandwidth_scale": {"allreduce": 1.0}}, "cost_model.op_bandwidth_scale.allreduce"),
     ({"op_bandwidth_scale": {"broadcast": 0.0}}, "cost_model.op_bandwidth_scale.broadcast"),
-    ({"local_copy_Bps": 0.0}, "cost_model.local_copy_Bps"),
+    ({"own_chunk_Bps": {"all_reduce": 0.0}}, "cost_model.own_chunk_Bps.all_reduce"),
+    ({"own_chunk_Bps": {"broadcast": 1e12}}, "cost_model.own_chunk_Bps.broadcast"),
     ({"launch_floor_s": -1e-6}, "cost_model.launch_floor_s"),
     ({"launch_floor_s": math.nan}, "cost_model.launch_floor_s"),
 ])
