@@ -46,6 +46,7 @@ from gpusim.errors import GpusimError, unknown
 from gpusim.presets import Cluster
 
 MiB = 1 << 20
+P2P_OPS = ("all_to_all", "sendrecv")
 #: Size bands errors are reported in: (label, lowest size, size above the band).
 BANDS = (("<1MiB", 0.0, MiB), (">=1MiB", MiB, math.inf))
 #: Protocol sets ``fit(protocol_sets=SEARCH)`` tries; by default a transport keeps the set NCCL enables on it.
@@ -115,6 +116,11 @@ _COMMON = (*LATENCY_SCALES, LL_EFFICIENCY, LL128_EFFICIENCY, *OP_SCALES)
 # bandwidth scales, so the link rate is all_reduce's and broadcast's (scale 1) and R is told from it by the
 # operations' different shares of own chunk. Over SHM and sockets a pass at TB/s is invisible next to 25 GB/s.
 OWN_CHUNK = tuple(Param(f"own_chunk_Bps.{op}", 2e12, 1e10, 1e16, "GB/s") for op in OWN_CHUNK_OPS)
+# NVLink sendrecv on 3 and 4 ranks ran at half its 2-rank rate from 8 to 128 MiB and equal from 256 MiB: NCCL gives
+# a send 8 channels there (16 on 2 ranks, 16 at 256 MiB, 32 from 512 MiB, nccl_model.p2p_channels), and a channel
+# moves ~19 GB/s (2 ranks, 256 MiB: 303 GB/s busbw on 16 channels; 4 ranks, 16-128 MiB: 135-161 GB/s on 8). Over
+# SHM a send to one of 3 or 4 peers gets 1 channel up to 4 MiB; over sockets 2 channels never bind (not fitted).
+P2P_CHANNEL = Param("p2p_channel_Bps", 20e9, 1e9, 1e13, "GB/s")
 _NVLINK_OP_SCALES = tuple(p for p in OP_SCALES if p.name == "op_bandwidth_scale.sendrecv")
 
 
@@ -147,14 +153,19 @@ class Transport:
     channels: int
     protocols: tuple[str, ...]
     params: tuple[Param, ...]
+    p2p: tuple[int, int, int]                     # NCCL's p2pnChannels, p2pnChannelsPerPeer, p2pChunkSize
     links: dict = field(default_factory=dict)     # fixed link overrides (technology -> fields)
+
+    def fixed_model(self) -> dict:
+        """Cost-model fields NCCL logged for this transport (not fitted)."""
+        return {"arch": "hopper", "channels": self.channels, "p2p_channels": self.p2p[0],
+                "p2p_channels_per_peer": self.p2p[1], "p2p_chunk_bytes": self.p2p[2]}
 
     def calibrated(self, values: dict, protocols=None, provenance: dict | None = None,
                    gpus: tuple[int, int, int] = (4, 2, 8)) -> CalibratedPreset:
         """The calibrated preset for parameter ``values`` (missing ones at their initial guess)."""
         links: dict = {t: dict(f) for t, f in self.links.items()}
-        model = {"arch": "hopper", "channels": self.channels,
-                 "allowed_protocols": tuple(self.protocols if protocols is None else protocols)}
+        model = {**self.fixed_model(), "allowed_protocols": tuple(self.protocols if protocols is None else protocols)}
         for p in self.params:
             v = values.get(p.name, p.initial)
             if p.link:
@@ -172,13 +183,15 @@ class Transport:
 
 TRANSPORTS: dict[str, Transport] = {
     # Measured with NCCL 2.28 on 2 and 4 H200 (validation/data/h200/nccl_info.txt): 24 channels over NVLink
-    # ("Channel 00/24"), 4 over SHM, 2 over sockets; NCCL's tuning tables give LL128 zero bandwidth over SHM and
-    # sockets (it is enabled on NVLink only), so the tuner here may pick LL128 on NVLink only.
+    # ("Channel 00/24"), 4 over SHM, 2 over sockets; p2p channels, per peer and chunk 32, 32, 512 KiB over NVLink,
+    # 4, 2, 128 KiB over SHM, 2, 2, 128 KiB over sockets ("32 p2p channels, 32 p2p channels per peer", "P2P
+    # Chunksize set to 524288"); NCCL's tuning tables give LL128 zero bandwidth over SHM and sockets (it is enabled
+    # on NVLink only), so the tuner here may pick LL128 on NVLink only.
     "nvlink": Transport(
         "nvlink", "h200-nvlink", "H200 SXM on NVSwitch (18 NVLink4 links each), NCCL P2P over NVLink",
         "nvswitch_server", {"nvlink": "nvlink4", "nvlinks": 18, "pcie": "pcie5"}, "gpus", 24, PROTOCOLS,
         (*LATENCY_SCALES, LL_EFFICIENCY, LL128_EFFICIENCY, *_NVLINK_OP_SCALES,
-         Param("nvlink4.efficiency", 20.6 / 25.0, 0.02, 1.0), *OWN_CHUNK)),
+         Param("nvlink4.efficiency", 20.6 / 25.0, 0.02, 1.0), *OWN_CHUNK, P2P_CHANNEL), (32, 32, 512 * 1024)),
     # Each GPU on its own PCIe 5.0 x16 to the host (the VM shows no PCIe switch): pairs sharing a switch uplink
     # predicted a 4-rank broadcast chain at half the 2-rank rate where it ran at 0.7x; the limit is each GPU's
     # send + receive budget (host memory, 200 GB/s, never bound: a fitted one stayed where it started).
@@ -187,7 +200,7 @@ TRANSPORTS: dict[str, Transport] = {
         "stages copies in host memory, each GPU on its own PCIe 5.0 x16",
         "pcie_box", {"pcie": "pcie5", "lanes": 16, "p2p": False, "pcie_switch": False, **_SHM_IO[0]}, "gpus", 4,
         ("LL", "Simple"),
-        (*_COMMON, Param("pcie5.efficiency", 0.8, 0.02, 1.0), _SHM_IO[1])),
+        (*_COMMON, Param("pcie5.efficiency", 0.8, 0.02, 1.0), _SHM_IO[1], P2P_CHANNEL), (4, 2, 128 * 1024)),
     "socket": Transport(
         "socket", "h200-socket", "H200, one process per GPU talking over NCCL's TCP socket transport on loopback "
         "(each GPU a node with one NIC on one switch)",
@@ -195,7 +208,7 @@ TRANSPORTS: dict[str, Transport] = {
                     "fabric": "single_switch", **_SOCKET_IO[0]}, "servers", 2, ("LL", "Simple"),
         # the wire starts out of the way (loopback copies, not a cable): on 4-rank data alone a wire limit and the
         # per-GPU budget fit rings equally well, and only the budget also explains one-way broadcasts on 2 ranks
-        (*_COMMON, _SOCKET_IO[1], Param("ethernet.bandwidth_Bps", 20e9, 1e7, 1e12, "GB/s"))),
+        (*_COMMON, _SOCKET_IO[1], Param("ethernet.bandwidth_Bps", 20e9, 1e7, 1e12, "GB/s")), (2, 2, 128 * 1024)),
 }
 
 
@@ -353,15 +366,15 @@ def _maps(tr: Transport, values: dict) -> dict:
 def _model(tr: Transport, values: dict, protocols, plan_only: bool = False,
            latency: dict | None = None) -> CostModel:
     """The cost model for ``values``, without the per-rank overhead (the evaluator adds it per row).
-    ``plan_only`` plans every protocol and op at 100 % payload, unit bandwidth scale and a unit own-chunk rate (the
-    evaluator applies those itself); ``latency`` then replaces the latency scales."""
+    ``plan_only`` plans every protocol and op at 100 % payload, unit bandwidth scale and unit own-chunk and p2p
+    channel rates (the evaluator applies those itself); ``latency`` then replaces the latency scales."""
     values = _complete(tr, values)
     fields = {p.name: values[p.name] for p in tr.params if not p.link and not p.entry and p is not PER_RANK}
     fields.update(_maps(tr, values))
     if plan_only:
         fields.update(payload_efficiency={k: 1.0 for k in PAYLOAD_EFFICIENCY}, op_bandwidth_scale={},
-                      own_chunk_Bps={op: 1.0 for op in OWN_CHUNK_OPS}, **(latency or {}))
-    return CostModel.nccl(arch="hopper", channels=tr.channels, allowed_protocols=tuple(protocols), **fields)
+                      own_chunk_Bps={op: 1.0 for op in OWN_CHUNK_OPS}, p2p_channel_Bps=1.0, **(latency or {}))
+    return CostModel.nccl(allowed_protocols=tuple(protocols), **tr.fixed_model(), **fields)
 
 
 class Evaluator:
@@ -393,8 +406,9 @@ class Evaluator:
         Flow latency is affine in the latency scales (base and per-step latencies of the row's protocol are each
         multiplied by one), so planning with both at 0 and with each at 1 in turn gives the fixed part and one
         slope per scale. Flow bytes are proportional to the call's size, so each (ranks, op, algo, proto,
-        channels) is planned once, at 1 MiB, and scaled. Plans are made at 100 % payload efficiency and unit op
-        bandwidth scale: bytes on the wire and protocol rate caps are divided by both when evaluated.
+        channels) is planned once, at 1 MiB, and scaled; a point-to-point op (all_to_all, sendrecv) once per size,
+        as NCCL's channels per peer change with it. Plans are made at 100 % payload efficiency, unit op bandwidth
+        scale and unit own-chunk and p2p channel rates: bytes on the wire and rate caps are scaled when evaluated.
         """
         values = _complete(self.tr, values)
         scales = [{k: (1.0 if k == one else 0.0) for k in LATENCY_TERMS} for one in (None, *LATENCY_TERMS)]
@@ -408,9 +422,10 @@ class Evaluator:
         for i, (r, (algo, proto, ch)) in enumerate(zip(self.rows, choices)):
             w = self.worlds[r.n]
             p_index, o_index = PROTOCOLS.index(proto), OPS.index(r.op)
-            pkey = (r.n, r.op, algo, proto, ch)
+            unit = r.size_bytes if r.op in P2P_OPS else MiB
+            pkey = (r.n, r.op, algo, proto, ch, unit)
             if pkey not in planned:
-                plans = [Collectives(w.fabric, m).planner.plan(r.op, w.ranks, MiB, algo, proto, ch, back_to_back=True)
+                plans = [Collectives(w.fabric, m).planner.plan(r.op, w.ranks, unit, algo, proto, ch, back_to_back=True)
                          for m in models]
                 phases_out = []
                 for phases in zip(*plans):
@@ -420,10 +435,11 @@ class Evaluator:
                     key = (r.n, p_index, o_index,
                            tuple((f.links.tobytes(), f.weights.tobytes(), f.cap_Bps) for f in ph0.flows))
                     own = all(f.links.size == 0 for f in ph0.flows)    # the own-chunk pass: no link
+                    kind = "own" if own else "p2p" if r.op in P2P_OPS else "link"
                     if key not in shapes:
                         shapes[key] = len(self.shape_flows)
-                        self.shape_flows.append((r.n, p_index, o_index, own, ph0.flows))
-                    per_flow = [(f[0].size_bytes / MiB, [f[0].latency_s] + [x.latency_s - f[0].latency_s
+                        self.shape_flows.append((r.n, p_index, o_index, kind, ph0.flows))
+                    per_flow = [(f[0].size_bytes / unit, [f[0].latency_s] + [x.latency_s - f[0].latency_s
                                                                              for x in f[1:]])
                                 for f in zip(*(ph.flows for ph in phases))]
                     phases_out.append((shapes[key], own, per_flow))
@@ -464,11 +480,13 @@ class Evaluator:
         eff = np.array([maps["payload_efficiency"][p] for p in PROTOCOLS])
         op_scale = np.array([maps["op_bandwidth_scale"].get(o, 1.0) for o in OPS])
         own_rate = np.array([maps["own_chunk_Bps"].get(o, math.inf) for o in OPS])
+        p2p_rate = values.get("p2p_channel_Bps", math.inf)
         rates = []
-        for (n, p_index, o_index, own, flows), (fo, lo, wt, cap) in zip(self.shape_flows, self.shape_arrays):
-            if own:         # planned at a unit rate: payload bytes at the op's own-chunk rate
+        for (n, p_index, o_index, kind, flows), (fo, lo, wt, cap) in zip(self.shape_flows, self.shape_arrays):
+            if kind == "own":       # planned at a unit rate: payload bytes at the op's own-chunk rate
                 rates.append(cap * own_rate[o_index])
-            else:
+            else:                   # p2p caps were planned per channel at a unit rate
+                cap = cap * p2p_rate if kind == "p2p" else cap
                 rates.append(max_min_rates(fo, lo, wt, caps[n], len(flows), cap / (eff[p_index] * op_scale[o_index])))
         out = values.get(PER_RANK.name, 0.0) * self.n_of_row
         if self.size.size:

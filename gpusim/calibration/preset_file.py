@@ -14,7 +14,8 @@ name)::
     links:                                  # per link technology: bandwidth (raw, per direction), efficiency,
       nvlink4: {efficiency: 0.66}           # latency, up (false: routes avoid it, as NCCL_P2P_DISABLE does)
     cost_model: {arch: hopper, channels: 24, launch_floor: 7.5 us, step_latency_scale: {LL: 0.2, Simple: 0.7},
-                 op_bandwidth_scale: {sendrecv: 0.95}, own_chunk: {all_gather: 1.1 TB/s}, ...}
+                 op_bandwidth_scale: {sendrecv: 0.95}, own_chunk: {all_gather: 1.1 TB/s},
+                 p2p_channels: 32, p2p_channels_per_peer: 32, p2p_chunk: 512 KiB, p2p_channel: 19.5 GB/s, ...}
     provenance: {data: [...], fit_date: ..., train: {...}, heldout: {...}}
 
 Quantities carry units (``"21.5 us"``, ``"4.2 GB/s"``) and are parsed once here; a builder argument whose Python
@@ -116,6 +117,14 @@ def _own_chunk(v, path: str) -> dict:
                   lambda x, p: units.bandwidth(x, p, allow_zero=False))
 
 
+def _chunk(v, path: str) -> int:
+    """A chunk size in whole bytes with a unit, at least 1 KiB (``512 KiB``)."""
+    x = units.size(v, path)
+    if x < 1024 or x != int(x):
+        raise GpusimError(path, f"expected a whole number of bytes of at least 1 KiB, e.g. '512 KiB', got {v!r}")
+    return int(x)
+
+
 def _write_number(x):
     return float(f"{x:.6g}")
 
@@ -138,6 +147,11 @@ _MODEL_FIELDS = {
     "payload_efficiency": ("payload_efficiency", _efficiencies, _write_scale),
     "op_bandwidth_scale": ("op_bandwidth_scale", _op_scales, _write_scale),
     "own_chunk": ("own_chunk_Bps", _own_chunk, lambda x: {k: f"{v / 1e9:.6g} GB/s" for k, v in x.items()}),
+    "p2p_channels": ("p2p_channels", lambda v, p: _int(v, p, 1, 64), int),
+    "p2p_channels_per_peer": ("p2p_channels_per_peer", lambda v, p: _int(v, p, 1, 64), int),
+    "p2p_chunk": ("p2p_chunk_bytes", _chunk, lambda x: f"{x // 1024} KiB" if x % 1024 == 0 else f"{x} B"),
+    "p2p_channel": ("p2p_channel_Bps", lambda v, path: units.bandwidth(v, path, allow_zero=False),
+                    lambda x: f"{x / 1e9:.6g} GB/s"),
     "allowed_protocols": ("allowed_protocols", _protocols, list),
 }
 

@@ -54,6 +54,10 @@ class CostModel:
     launch_floor_s: float = 0.0              # shortest call: the host's issue interval of back-to-back calls
     op_bandwidth_scale: dict = field(default_factory=dict)   # op -> rate relative to all_reduce's (default 1)
     own_chunk_Bps: dict = field(default_factory=dict)   # op -> rate of a rank's pass over its own chunk (S/n)
+    p2p_channels: int = 32                  # NCCL's p2pnChannels, p2pnChannelsPerPeer and p2pChunkSize: how many
+    p2p_channels_per_peer: int = 32         # channels a send / receive is striped over (nccl_model.p2p_channels)
+    p2p_chunk_bytes: int = 512 * 1024
+    p2p_channel_Bps: float = math.inf       # one p2p channel's rate (one thread block's copy through the transport)
     nvls: bool = False
     allowed_protocols: tuple = PROTOCOLS
 
@@ -93,6 +97,14 @@ class CostModel:
         """Rate of a rank's pass over its own chunk (S/n) in ``op``, serial with the transfer (inf: none)."""
         return self.own_chunk_Bps.get(op, math.inf)
 
+    def p2p_cap_Bps(self, size_bytes: float, n_ranks: int, multi_node: bool) -> float:
+        """Payload-rate ceiling of one send of ``size_bytes`` to one peer: NCCL's channel count for it times one
+        channel's rate (inf where the model has no per-channel rate)."""
+        if self.p2p_channel_Bps == math.inf:
+            return math.inf
+        return self.p2p_channel_Bps * nm.p2p_channels(size_bytes, n_ranks, multi_node, self.p2p_channels,
+                                                      self.p2p_channels_per_peer, self.p2p_chunk_bytes)
+
     def efficiency(self, proto: str, op: str | None = None) -> float:
         """Payload bytes per wire byte of ``proto``, times ``op``'s bandwidth scale when an op is given."""
         return self.payload_efficiency[proto] * (self.op_bandwidth_scale.get(op, 1.0) if op else 1.0)
@@ -120,6 +132,12 @@ class CostModel:
             raise GpusimError(f"{path}.arch", f"expected one of {', '.join(nm.ARCHS)}, got {self.arch!r}")
         if not isinstance(self.channels, int) or not 1 <= self.channels <= 64:
             raise GpusimError(f"{path}.channels", f"expected an integer 1..64, got {self.channels!r}")
+        for name, low in (("p2p_channels", 1), ("p2p_channels_per_peer", 1), ("p2p_chunk_bytes", 1024)):
+            x = getattr(self, name)
+            if isinstance(x, bool) or not isinstance(x, int) or x < low:
+                raise GpusimError(f"{path}.{name}", f"expected an integer of at least {low}, got {x!r}")
+        if not self.p2p_channel_Bps > 0:
+            raise GpusimError(f"{path}.p2p_channel_Bps", f"expected a positive rate, got {self.p2p_channel_Bps!r}")
         for op, x in self.own_chunk_Bps.items():
             if op not in OWN_CHUNK_OPS:
                 raise GpusimError(f"{path}.own_chunk_Bps.{op}", f"expected an operation ({', '.join(OWN_CHUNK_OPS)})")

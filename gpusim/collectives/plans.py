@@ -13,7 +13,9 @@ with payload divided by the protocol's wire efficiency. Tree all_reduce follows 
 and a double binary tree across servers, reduce and broadcast pipelined (every tree edge carries S/2 each way).
 Hierarchical two-level: reduce-scatter inside servers, all-reduce across servers per rail, all-gather inside.
 NVLS: every GPU sends S into the NVSwitch and receives S back (in-switch reduction and multicast).
-all_to_all is direct (every pair at once); sendrecv is nccl-tests' ring shift.
+all_to_all is direct (every pair at once); sendrecv is nccl-tests' ring shift. Both are NCCL point-to-point
+transfers, each striped over as many channels as NCCL gives it (:func:`nccl_model.p2p_channels`: fewer per peer
+on more ranks) and capped at that many times one channel's rate where the model has one.
 """
 from __future__ import annotations
 
@@ -222,9 +224,12 @@ class Planner:
         if n * (n - 1) > MAX_DIRECT_PAIRS:
             raise GpusimError("ranks", f"direct all_to_all on {n} ranks is {n * (n - 1)} flows; at most "
                                        f"{MAX_DIRECT_PAIRS} are supported")
-        per_pair = size_bytes / n / self.model.efficiency(proto, "all_to_all")
+        eff = self.model.efficiency(proto, "all_to_all")
+        per_pair = size_bytes / n / eff
+        cap = self.model.p2p_cap_Bps(size_bytes / n, n, len(self.servers(ranks)) > 1) / eff
         base = self.model.base_latency_s("ring", proto)
-        flows = [self.fabric.flow(a, b, per_pair, base + self.hop_latency_s(a, b, "ring", proto), label="a2a")
+        flows = [self.fabric.flow(a, b, per_pair, base + self.hop_latency_s(a, b, "ring", proto), cap_Bps=cap,
+                                  label="a2a")
                  for a in ranks for b in ranks if a != b]
         return Phase(flows, "all_to_all")
 
@@ -232,11 +237,13 @@ class Planner:
         """nccl-tests sendrecv: rank i sends S to rank i+1 (ring shift); two ranks: both directions."""
         n = len(ranks)
         base = self.model.base_latency_s("ring", proto)
-        payload = size_bytes / self.model.efficiency(proto, "sendrecv")
+        eff = self.model.efficiency(proto, "sendrecv")
+        cap = self.model.p2p_cap_Bps(size_bytes, n, len(self.servers(ranks)) > 1) / eff
         flows = []
         for i, a in enumerate(ranks):
             b = ranks[(i + 1) % n]
-            flows.append(self.fabric.flow(a, b, payload, base + self.hop_latency_s(a, b, "ring", proto), label="sendrecv"))
+            flows.append(self.fabric.flow(a, b, size_bytes / eff, base + self.hop_latency_s(a, b, "ring", proto),
+                                          cap_Bps=cap, label="sendrecv"))
         return Phase(flows, "sendrecv")
 
 

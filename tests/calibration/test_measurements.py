@@ -332,3 +332,19 @@ def test_3_rank_chunks_off_a_16_byte_boundary_slow_all_gather_and_all_to_all(run
                 four = [r for s, r in ratio.items() if (s // 3) % 8]       # chunk a multiple of 4 bytes only
                 eight = [r for s, r in ratio.items() if not (s // 3) % 8]
                 assert statistics.mean(four) < statistics.mean(eight), (t, op)
+
+
+def test_nvlink_sendrecv_follows_nccls_channels_per_peer(h200, run2):
+    """NCCL stripes a send over 16 channels on 2 ranks but 8 on 3 or 4 from 1 to 128 MiB, and 16 then 32 on any
+    from 256 MiB (nccl_model.p2p_channels): 3- and 4-rank sendrecv runs at 0.45-0.7x the 2-rank rate at 16-128
+    MiB, and within 2 % of it from 256 MiB, in both runs."""
+    for rows in (h200, run2):
+        bw = {(m.world_size, m.size_bytes): m.busbw_GBps for m in rows
+              if (m.transport, m.op) == ("nvlink", "sendrecv")}
+        for n in {m.world_size for m in rows} - {2}:
+            for k in range(24, 33):
+                ratio = bw[(n, 1 << k)] / bw[(2, 1 << k)]
+                if k <= 27:
+                    assert 0.45 < ratio < 0.7, (n, k, ratio)
+                else:
+                    assert abs(ratio - 1) < 0.02, (n, k, ratio)

@@ -11,7 +11,8 @@ from gpusim.errors import GpusimError
 from gpusim.topology.graph import capacity_Bps, gpus
 
 VALUES = {"step_latency_scale.LL": 1.25, "base_latency_scale.Simple": 0.5, "nvlink4.efficiency": 0.66,
-          "payload_efficiency.LL": 0.4, "op_bandwidth_scale.sendrecv": 0.9, "own_chunk_Bps.all_gather": 1.1e12}
+          "payload_efficiency.LL": 0.4, "op_bandwidth_scale.sendrecv": 0.9, "own_chunk_Bps.all_gather": 1.1e12,
+          "p2p_channel_Bps": 19.5e9}
 
 
 @pytest.fixture
@@ -37,6 +38,10 @@ def test_round_trip_keeps_every_fitted_value(nvlink_file):
     assert p.model["allowed_protocols"] == ("LL", "Simple")
     assert (p.gpus_default, p.gpus_min, p.gpus_max) == (4, 2, 8)
     assert _doc(nvlink_file)["cost_model"]["own_chunk"]["all_gather"] == "1100 GB/s"
+    assert (p.model["p2p_channels"], p.model["p2p_channels_per_peer"], p.model["p2p_chunk_bytes"]) == \
+        (32, 32, 512 * 1024)
+    assert p.model["p2p_channel_Bps"] == pytest.approx(19.5e9)
+    assert _doc(nvlink_file)["cost_model"]["p2p_chunk"] == "512 KiB"
 
 
 def test_load_builds_the_fitted_topology_and_model(nvlink_file):
@@ -95,6 +100,9 @@ def _set(doc, dotted, value):
      "positive|zero|non-zero|greater"),
     ("cost_model.own_chunk", {"broadcast": "1 TB/s"}, "cost_model.own_chunk.broadcast", "unknown operation"),
     ("cost_model.own_chunk", "1 TB/s", "cost_model.own_chunk", "expected a mapping"),
+    ("cost_model.p2p_chunk", "100 B", "cost_model.p2p_chunk", "at least 1 KiB"),
+    ("cost_model.p2p_channels", 0, "cost_model.p2p_channels", "1..64"),
+    ("cost_model.p2p_channel", "19 GB", "cost_model.p2p_channel", "bandwidth|unit"),
     ("cost_model.launch_floor", "-3 us", "cost_model.launch_floor", "non-negative finite time"),
     ("cost_model.allowed_protocols", ["LL", "LL256"], "cost_model.allowed_protocols[1]", "unknown protocol"),
     ("topology.builder", "nvswich_server", "topology.builder", "did you mean 'nvswitch_server'"),

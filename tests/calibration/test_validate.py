@@ -41,8 +41,8 @@ def _errors(rows, name):
 
 # (median <1MiB, median >=1MiB) bounds of the shipped presets (fitted on 2 and 4 ranks), per world size; 3 ranks
 # were never fitted on
-BOUNDS = {("nvlink", 2): (0.12, 0.115), ("nvlink", 3): (0.10, 0.085), ("nvlink", 4): (0.09, 0.07),
-          ("pcie_shm", 2): (0.13, 0.055), ("pcie_shm", 3): (0.10, 0.12), ("pcie_shm", 4): (0.09, 0.115),
+BOUNDS = {("nvlink", 2): (0.115, 0.105), ("nvlink", 3): (0.105, 0.075), ("nvlink", 4): (0.09, 0.07),
+          ("pcie_shm", 2): (0.135, 0.055), ("pcie_shm", 3): (0.10, 0.12), ("pcie_shm", 4): (0.09, 0.115),
           ("socket", 2): (0.13, 0.095), ("socket", 3): (0.165, 0.09), ("socket", 4): (0.19, 0.065)}
 
 
@@ -68,8 +68,8 @@ def test_committed_preset_errors_on_each_world_size(data, transport):
 # cross-validation: fit on one world size, check the other; (median <1MiB, median >=1MiB) bounds on held-back rows.
 # The issue's target is 25 % / 10 %: met below 1 MiB everywhere, and at >= 1 MiB by NVLink 2->4, SHM 4->2 and
 # sockets 2->4; docs/validation.md says what keeps the others above it.
-CROSS = {("nvlink", 4): (0.15, 0.125), ("nvlink", 2): (0.115, 0.105),
-         ("pcie_shm", 4): (0.175, 0.095), ("pcie_shm", 2): (0.155, 0.185),
+CROSS = {("nvlink", 4): (0.145, 0.125), ("nvlink", 2): (0.115, 0.095),
+         ("pcie_shm", 4): (0.17, 0.095), ("pcie_shm", 2): (0.155, 0.185),
          ("socket", 4): (0.225, 0.11), ("socket", 2): (0.195, 0.08)}
 
 
@@ -96,7 +96,8 @@ def test_cross_validation_between_world_sizes(data, transport, train):
 def test_fitted_parameters_say_what_the_hardware_did(data):
     """NVLink runs at ~3/4 of its 450 GB/s raw per direction, and ring all_gather / reduce_scatter pay each rank's
     pass over its own chunk at ~1.1-1.2 TB/s (less than the GPU's 2.1 TB/s local copy, extra/copy_bandwidth.csv),
-    all_reduce's at several TB/s; over SHM each GPU moves ~50 GB/s in and out together (H2D copies
+    all_reduce's at several TB/s, and a point-to-point send moves ~19.5 GB/s per NCCL channel (8 channels on 4
+    ranks from 1 to 128 MiB: half the 2-rank rate); over SHM each GPU moves ~50 GB/s in and out together (H2D copies
     measured 55 GB/s alone); loopback sockets carry a few GB/s per GPU, sent and received together (one-way
     broadcast ~5-6 GB/s, two-way rings ~3-4 each way), with no tighter limit on the wire."""
     nv = preset_file.read(presets.calibrated()["h200-nvlink"])
@@ -106,6 +107,7 @@ def test_fitted_parameters_say_what_the_hardware_did(data):
     own = nv.model["own_chunk_Bps"]
     assert 0.8e12 < own["all_gather"] < 1.6e12 and 0.8e12 < own["reduce_scatter"] < 1.6e12
     assert own["all_reduce"] > 2e12
+    assert 17e9 < nv.model["p2p_channel_Bps"] < 22e9
     assert 45e9 < shm.links["gpu_io"]["bandwidth_Bps"] < 60e9
     assert 63e9 * shm.links["pcie5"]["efficiency"] > shm.links["gpu_io"]["bandwidth_Bps"] / 2
     assert 5e9 < sock.links["gpu_io"]["bandwidth_Bps"] < 8e9

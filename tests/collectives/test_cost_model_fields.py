@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from gpusim.collectives import nccl_model as nm
 from gpusim.collectives.cost_model import CostModel
 from gpusim.collectives.oracle import RingPipeline
 from gpusim.collectives.run import Collectives, measure
@@ -60,6 +61,63 @@ def test_own_chunk_pass_of_all_to_all_follows_the_exchange_and_crosses_no_link()
     assert all(f.links.size > 0 for f in phases[0].flows)
 
 
+MiB = 1 << 20
+
+
+@pytest.mark.parametrize("n, size, want", [
+    (2, 64 << 10, 1), (2, 256 << 10, 4), (2, MiB, 16), (2, 256 * MiB, 16), (2, 512 * MiB, 32), (2, GiB, 32),
+    (4, MiB, 8), (4, 128 * MiB, 8), (4, 256 * MiB, 16), (4, 512 * MiB, 32),
+    (3, 16 * MiB, 8), (8, 16 * MiB, 4), (8, 64 * MiB, 4), (8, 128 * MiB, 8), (16, 64 * MiB, 4)])
+def test_p2p_channels_follow_nccl_on_one_node(n, size, want):
+    """NCCL 2.28 over NVLink (32 p2p channels, 32 per peer, 512 KiB chunks): at least 32 / 2^k channels with
+    k the smallest giving <= 32 / n, doubled while a part exceeds 16 MiB; a small send uses one per 64 KiB."""
+    assert nm.p2p_channels(size, n, False, 32, 32, 512 << 10) == want
+
+
+def test_p2p_channels_across_nodes_and_on_few_channels():
+    """Across nodes parts are at most one chunk and at least half of one; SHM's 4 channels, 2 per peer, give a
+    send to one of 4 peers one channel up to 4 MiB (one chunk x 32) and two above."""
+    assert nm.p2p_channels(64 << 10, 2, True, 2, 2, 128 << 10) == 1
+    assert nm.p2p_channels(MiB, 4, True, 2, 2, 128 << 10) == 2
+    assert nm.p2p_channels(4 * MiB, 4, False, 4, 2, 128 << 10) == 1
+    assert nm.p2p_channels(4 * MiB + 1, 4, False, 4, 2, 128 << 10) == 2
+    assert nm.p2p_channels(0, 4, False, 32, 32, 512 << 10) == 1
+    sizes = [1 << k for k in range(3, 33)]
+    for n in (2, 3, 4, 8, 64):
+        got = [nm.p2p_channels(s, n, False, 32, 32, 512 << 10) for s in sizes]
+        assert got == sorted(got) and 1 <= min(got) and max(got) <= 32
+
+
+def _sendrecv_s(n, size, per_channel):
+    model = CostModel.ideal().with_overrides(p2p_channel_Bps=per_channel)
+    return measure(Fabric(b.nvswitch_server(n)), model, "sendrecv", range(n), size).time_s
+
+
+@pytest.mark.parametrize("n, size, channels", [(2, 64 * MiB, 16), (4, 64 * MiB, 8), (4, 512 * MiB, 32)])
+def test_sendrecv_runs_at_its_channels_times_one_channels_rate(n, size, channels):
+    """Inside one NVSwitch server (NVLink far faster than the channels here) a ring shift of S costs
+    S / (channels x per-channel rate): halving the rate adds exactly S / (channels x rate)."""
+    slow, fast = _sendrecv_s(n, size, 2.5e9), _sendrecv_s(n, size, 5e9)
+    assert slow - fast == pytest.approx(size / (channels * 5e9), rel=1e-9)
+
+
+def test_p2p_across_servers_uses_nccls_multi_node_parts():
+    """GPUs on separate servers (a switch): parts of at most one 512 KiB chunk, so 64 MiB gets all 32 channels."""
+    model = CostModel.ideal().with_overrides(p2p_channel_Bps=5e9)
+    coll = Collectives(Fabric(b.switch(4, 1e12, LAT)), model)
+    flows = coll.planner.plan("sendrecv", coll.ranks(range(4)), 64 * MiB, "direct", "Simple", 1)[0].flows
+    assert all(f.cap_Bps == pytest.approx(32 * 5e9) for f in flows)
+
+
+def test_all_to_all_channels_come_from_each_pairs_bytes():
+    """all_to_all on 4 ranks sends S/4 to each peer: 64 MiB moves 16 MiB per pair on 8 channels."""
+    per_channel, n, size = 5e9, 4, 64 * MiB
+    model = CostModel.ideal().with_overrides(p2p_channel_Bps=per_channel)
+    coll = Collectives(Fabric(b.nvswitch_server(n)), model)
+    flows = coll.planner.plan("all_to_all", coll.ranks(range(n)), size, "direct", "Simple", 1)[0].flows
+    assert len(flows) == 12 and all(f.cap_Bps == pytest.approx(8 * per_channel) for f in flows)
+
+
 def test_step_latency_scale_per_protocol_scales_only_that_protocol():
     """Ring all_reduce on 4 ranks takes 2(n-1) steps; scaling LL's per-step latency by 3 adds 2 x 6 LL steps and
     leaves Simple alone."""
@@ -107,6 +165,9 @@ def test_back_to_back_chain_pays_one_hop_of_latency_not_the_chain():
     ({"own_chunk_Bps": {"all_reduce": 0.0}}, "cost_model.own_chunk_Bps.all_reduce"),
     ({"own_chunk_Bps": {"broadcast": 1e12}}, "cost_model.own_chunk_Bps.broadcast"),
     ({"launch_floor_s": -1e-6}, "cost_model.launch_floor_s"),
+    ({"p2p_channels": 0}, "cost_model.p2p_channels"),
+    ({"p2p_chunk_bytes": 100}, "cost_model.p2p_chunk_bytes"),
+    ({"p2p_channel_Bps": 0.0}, "cost_model.p2p_channel_Bps"),
     ({"launch_floor_s": math.nan}, "cost_model.launch_floor_s"),
 ])
 def test_bad_values_are_named(fields, path):
