@@ -151,10 +151,9 @@ def test_collective_command_reproduces_the_measured_all_reduce_curve(data):
             if m.transport == "nvlink" and m.world_size == 4 and m.op == "all_reduce" and m.algo == "default"]
     (f_sim, p_sim, k_sim), (f_meas, p_meas, k_meas) = _shape(sim), _shape(meas)
     assert f_sim == pytest.approx(f_meas, rel=0.25)
-    # one NVLink rate serves 2 and 4 ranks, and 4-rank rings run faster per link (361 vs 344 GB/s busbw at 4 GiB):
-    # the 4-rank plateau comes out ~10 % low
-    assert p_sim == pytest.approx(p_meas, rel=0.12)
-    assert 1 / 4 <= k_sim / k_meas <= 4
+    # one NVLink rate for all sizes, where NVLink's keeps rising to 4 GiB: the plateau comes out 6 % low
+    assert p_sim == pytest.approx(p_meas, rel=0.08)
+    assert 1 / 2 <= k_sim / k_meas <= 2
 
 
 def test_calibrate_command_rewrites_the_shipped_preset(tmp_path):
