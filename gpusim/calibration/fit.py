@@ -417,7 +417,6 @@ class Evaluator:
         planned: dict = {}
         self.shape_flows: list = []
         flow_shape, flow_pos, flow_proto, flow_op, size, lat, seg_row, seg_start = [], [], [], [], [], [], [], []
-        flow_own = []
         k = 0
         for i, (r, (algo, proto, ch)) in enumerate(zip(self.rows, choices)):
             w = self.worlds[r.n]
@@ -434,21 +433,21 @@ class Evaluator:
                         continue
                     key = (r.n, p_index, o_index,
                            tuple((f.links.tobytes(), f.weights.tobytes(), f.cap_Bps) for f in ph0.flows))
-                    own = all(f.links.size == 0 for f in ph0.flows)    # the own-chunk pass: no link
-                    kind = "own" if own else "p2p" if r.op in P2P_OPS else "link"
+                    # the own-chunk pass crosses no link; a p2p op's caps count its channels
+                    kind = "own" if all(f.links.size == 0 for f in ph0.flows) else \
+                        "p2p" if r.op in P2P_OPS else "link"
                     if key not in shapes:
                         shapes[key] = len(self.shape_flows)
                         self.shape_flows.append((r.n, p_index, o_index, kind, ph0.flows))
                     per_flow = [(f[0].size_bytes / unit, [f[0].latency_s] + [x.latency_s - f[0].latency_s
                                                                              for x in f[1:]])
                                 for f in zip(*(ph.flows for ph in phases))]
-                    phases_out.append((shapes[key], own, per_flow))
+                    phases_out.append((shapes[key], per_flow))
                 planned[pkey] = phases_out
-            for shape, own, per_flow in planned[pkey]:
+            for shape, per_flow in planned[pkey]:
                 seg_row.append(i)
                 seg_start.append(k)
                 for j, (unit_bytes, lat_parts) in enumerate(per_flow):
-                    flow_own.append(own)
                     flow_shape.append(shape)
                     flow_pos.append(j)
                     flow_proto.append(p_index)
@@ -459,7 +458,7 @@ class Evaluator:
         self.choice = list(choices)
         self.flow_shape, self.flow_pos = np.array(flow_shape, dtype=int), np.array(flow_pos, dtype=int)
         self.flow_proto, self.flow_op = np.array(flow_proto, dtype=int), np.array(flow_op, dtype=int)
-        self.flow_own = np.array(flow_own, dtype=bool)
+        self.flow_own = np.array([kind == "own" for _, _, _, kind, _ in self.shape_flows], dtype=bool)[self.flow_shape]
         self.size = np.array(size)
         self.lat = np.array(lat).reshape(-1, 1 + len(LATENCY_TERMS))
         self.seg_row, self.seg_start = np.array(seg_row, dtype=int), np.array(seg_start, dtype=int)

@@ -12,12 +12,14 @@ Two stock models:
 
 A fixed ``call_overhead_s`` is paid once per collective, and a call lasts at least ``launch_floor_s``: back-to-back
 calls cannot start faster than the host issues them (validation/data/h200: 20-55 us per eager torch.distributed
-call, 8-15 us per NCCL C-API call from Python). Calibration fits these together with per-protocol scales of NCCL's base and per-step
-latencies, payload efficiencies, a bandwidth scale per operation (NCCL's kernels for all_gather, broadcast ... reach
-different fractions of a link than all_reduce's) and link efficiencies, per transport. ``local_copy_Bps`` is the
-rate at which a rank's kernel copies its own chunk from input to output in an out-of-place ring all_gather or
-reduce_scatter: that copy is 1/(n-1) of what the rank sends, so it binds on few ranks (on 2 H200s over NVLink
-all_gather reached 290 GB/s busbw where broadcast reached 366; on 4, 344).
+call, 8-15 us per NCCL C-API call from Python). Calibration fits these together with per-protocol scales of NCCL's
+base and per-step latencies, payload efficiencies, a bandwidth scale per operation (NCCL's kernels for all_gather,
+broadcast ... reach different fractions of a link than all_reduce's) and link efficiencies, per transport.
+
+``own_chunk_Bps[op]`` is the rate of each rank's pass over its own chunk (S/n) in a ring all_reduce, all_gather,
+reduce_scatter or an all_to_all, after the transfer: 1/n of the buffer, so it weighs most on few ranks (2 H200s
+over NVLink: all_gather 304 GB/s busbw where broadcast reached 366; 4 H200s: 345). ``p2p_channel_Bps`` caps each
+channel of a point-to-point send, striped over as many channels as NCCL gives it (``nccl_model.p2p_channels``).
 """
 from __future__ import annotations
 

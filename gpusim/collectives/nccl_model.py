@@ -648,21 +648,21 @@ def _size(size_bytes) -> int:
     return int(size_bytes)
 
 
-def p2p_channels(size_bytes: float, n_ranks: int, multi_node: bool, p2p_channels: int, per_peer: int,
+def p2p_channels(size_bytes: float, n_ranks: int, multi_node: bool, total: int, per_peer: int,
                  chunk_bytes: int) -> int:
     """Channels NCCL stripes one send (or receive) of ``size_bytes`` over, to one peer.
 
     NCCL 2.28-2.30 ``src/enqueue.cc`` (``scheduleP2pTasksToPlan``, ``addP2pToPlan``): at least ``per_peer`` halved
-    until ``min x n_ranks <= p2p_channels`` (one channel per operation when every rank has one to each peer), then
+    until ``min x n_ranks <= total`` (one channel per operation when every rank has one to each peer), then
     doubled while each part exceeds its largest size (``chunk_bytes x 32`` on one node, ``chunk_bytes`` across
     nodes), up to ``per_peer``; a small transfer uses as many as have ``chunk_bytes / 8`` (``/ 2`` across nodes)
-    each. ``p2p_channels``, ``per_peer`` and ``chunk_bytes`` are NCCL's ``p2pnChannels``,
+    each. ``total``, ``per_peer`` and ``chunk_bytes`` are NCCL's ``p2pnChannels``,
     ``p2pnChannelsPerPeer`` and ``p2pChunkSize`` (logged at init: 32, 32 and 512 KiB over NVLink on H200).
     """
     if size_bytes <= 0:
         return 1
     lowest = per_peer
-    while lowest * n_ranks > p2p_channels and lowest > 1:
+    while lowest * n_ranks > total and lowest > 1:
         lowest //= 2
     min_part = chunk_bytes // 2 if multi_node else chunk_bytes // 8
     max_part = chunk_bytes if multi_node else chunk_bytes * 32

@@ -15,7 +15,9 @@ Hierarchical two-level: reduce-scatter inside servers, all-reduce across servers
 NVLS: every GPU sends S into the NVSwitch and receives S back (in-switch reduction and multicast).
 all_to_all is direct (every pair at once); sendrecv is nccl-tests' ring shift. Both are NCCL point-to-point
 transfers, each striped over as many channels as NCCL gives it (:func:`nccl_model.p2p_channels`: fewer per peer
-on more ranks) and capped at that many times one channel's rate where the model has one.
+on more ranks) and capped at that many times one channel's rate where the model has one. Where the cost model has
+an own-chunk rate, a flat ring all_reduce / all_gather / reduce_scatter and an all_to_all end with each rank's pass
+over its own chunk (S/n), a phase on no link.
 """
 from __future__ import annotations
 
