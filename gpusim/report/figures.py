@@ -12,6 +12,16 @@ import numpy as np  # noqa: E402
 from gpusim.simulate import Result  # noqa: E402
 
 
+def save(fig, path, dpi: int = 120) -> Path:
+    """Lay out, write (making the folder) and close ``fig``; returns the path."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def job_times(result: Result, path: Path) -> Path:
     """Grouped bars: mean time of each job on each cluster (log scale)."""
     jobs = [j.name for j in result.clusters[0].jobs]
@@ -26,10 +36,7 @@ def job_times(result: Result, path: Path) -> Path:
     ax.set_ylabel("mean time per iteration (s)")
     ax.set_title(f"{result.scenario}: job time by cluster")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def link_utilisation(result: Result, path: Path) -> Path:
@@ -42,10 +49,7 @@ def link_utilisation(result: Result, path: Path) -> Path:
         ax.set_xlim(0, 1)
         ax.set_title(f"{c.label}: busiest links (average utilisation)", fontsize=9)
         ax.tick_params(labelsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def timeline(result: Result, path: Path) -> Path:
@@ -63,10 +67,7 @@ def timeline(result: Result, path: Path) -> Path:
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
     ax.set_xscale("symlog", linthresh=1e-6)
     ax.set_xlabel("simulated time (s)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def write_all(result: Result, out: Path) -> list[Path]:

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gpusim.collectives.bus_bandwidth import busbw_factor  # noqa: E402
+from gpusim.report.figures import save  # noqa: E402
 
 
 def error_table(groups: list[dict]) -> str:
@@ -90,9 +91,4 @@ def busbw_figure(transport: str, preset: str, points: list[dict], path: Path) ->
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.suptitle(f"{transport}: measured NCCL vs {preset} (busbw = algbw x nccl-tests factor)", fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)
