@@ -140,6 +140,9 @@ class CostModel:
                 raise GpusimError(f"{path}.{name}", f"expected an integer of at least {low}, got {x!r}")
         if not self.p2p_channel_Bps > 0:
             raise GpusimError(f"{path}.p2p_channel_Bps", f"expected a positive rate, got {self.p2p_channel_Bps!r}")
+        if not isinstance(self.own_chunk_Bps, dict):
+            raise GpusimError(f"{path}.own_chunk_Bps", f"expected a mapping of operation to rate, e.g. "
+                                                      f"{{'all_gather': 1.1e12}}, got {self.own_chunk_Bps!r}")
         for op, x in self.own_chunk_Bps.items():
             if op not in OWN_CHUNK_OPS:
                 raise GpusimError(f"{path}.own_chunk_Bps.{op}", f"expected an operation ({', '.join(OWN_CHUNK_OPS)})")

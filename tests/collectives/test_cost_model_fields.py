@@ -164,6 +164,8 @@ def test_back_to_back_chain_pays_one_hop_of_latency_not_the_chain():
     ({"op_bandwidth_scale": {"broadcast": 0.0}}, "cost_model.op_bandwidth_scale.broadcast"),
     ({"own_chunk_Bps": {"all_reduce": 0.0}}, "cost_model.own_chunk_Bps.all_reduce"),
     ({"own_chunk_Bps": {"broadcast": 1e12}}, "cost_model.own_chunk_Bps.broadcast"),
+    ({"own_chunk_Bps": 1e12}, "cost_model.own_chunk_Bps"),
+    ({"p2p_channel_Bps": math.nan}, "cost_model.p2p_channel_Bps"),
     ({"launch_floor_s": -1e-6}, "cost_model.launch_floor_s"),
     ({"p2p_channels": 0}, "cost_model.p2p_channels"),
     ({"p2p_chunk_bytes": 100}, "cost_model.p2p_chunk_bytes"),
