@@ -39,6 +39,7 @@ from scipy.optimize import least_squares
 from gpusim import __version__
 from gpusim.calibration.preset_file import CalibratedPreset
 from gpusim.collectives.cost_model import OPS, OWN_CHUNK_OPS, PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel
+from gpusim.collectives.plans import P2P_OPS
 from gpusim.collectives.run import Collectives, measure, normalise_op
 from gpusim.engine.fabric import Fabric
 from gpusim.engine.maxmin import max_min_rates
@@ -46,7 +47,6 @@ from gpusim.errors import GpusimError, unknown
 from gpusim.presets import Cluster
 
 MiB = 1 << 20
-P2P_OPS = ("all_to_all", "sendrecv")
 #: Size bands errors are reported in: (label, lowest size, size above the band).
 BANDS = (("<1MiB", 0.0, MiB), (">=1MiB", MiB, math.inf))
 #: Protocol sets ``fit(protocol_sets=SEARCH)`` tries; by default a transport keeps the set NCCL enables on it.

@@ -39,6 +39,8 @@ ALGOS_FOR = {
     "all_to_all": ("direct",),
     "sendrecv": ("direct",),
 }
+#: NCCL point-to-point operations: each pair's send is striped over NCCL's channels per peer (p2p_cap_Bps)
+P2P_OPS = ("all_to_all", "sendrecv")
 _HW_OF_TRANSPORT = {"nvlink": "nvlink", "p2p": "pci", "shm": "pci", "net": "net", "direct": "net"}
 MAX_DIRECT_PAIRS = 1_100_000
 
