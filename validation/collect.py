@@ -195,7 +195,7 @@ class _DirectGroup:
 class _OpRunner:
     """Buffers and one launch of one collective, with nccl-tests' size semantics (bytes = total buffer)."""
 
-    def __init__(self, torch, dist, op, pg, n, grank, max_bytes, device):
+    def __init__(self, torch, dist, op, pg, n, grank, max_bytes, device, in_place_split=False):
         self.torch, self.dist, self.op, self.pg, self.n, self.grank = torch, dist, op, pg, n, grank
         self.device = device
         big = max_bytes // ELEMENT_BYTES
@@ -210,7 +210,15 @@ class _OpRunner:
             self.a, self.b = mk(big), mk(small)
         else:  # all_to_all, sendrecv
             self.a, self.b = mk(big), mk(big)
-        self.in_place = op in ("all_reduce", "broadcast")
+        # all_reduce and broadcast always run in place; all_gather and reduce_scatter do when asked, as nccl-tests'
+        # in-place columns: all_gather's input is the rank's slot of the output, reduce_scatter's output its slot
+        # of the input (NCCL then skips the copy of a rank's own chunk between the buffers)
+        self.in_place = op in ("all_reduce", "broadcast") or (in_place_split and op in ("all_gather", "reduce_scatter"))
+
+    def _slot(self, buf, count: int):
+        """The rank's 1/n slot of ``buf[:count]`` (in-place all_gather input, reduce_scatter output)."""
+        part = count // self.n
+        return buf[self.grank * part:(self.grank + 1) * part]
 
     def feasible(self, nbytes: int) -> int:
         """The size actually measured for a requested ``nbytes``: as nccl-tests does, rounded down to whole
@@ -232,10 +240,12 @@ class _OpRunner:
             x = self.a[:count]
             return lambda: dist.broadcast(x, src=0, group=pg)
         if self.op == "all_gather":
-            inp, out = self.a[:count // n], self.b[:count]
+            out = self.b[:count]
+            inp = self._slot(self.b, count) if self.in_place else self.a[:count // n]
             return lambda: dist.all_gather_into_tensor(out, inp, group=pg)
         if self.op == "reduce_scatter":
-            inp, out = self.a[:count], self.b[:count // n]
+            inp = self.a[:count]
+            out = self._slot(self.a, count) if self.in_place else self.b[:count // n]
             return lambda: dist.reduce_scatter_tensor(out, inp, group=pg)
         if self.op == "all_to_all":
             inp, out = self.a[:count], self.b[:count]
@@ -263,10 +273,13 @@ class _OpRunner:
             return lambda: check(lib.ncclAllReduce(a, a, total, f32, _NcclApi.NCCL_SUM, comm, stream), "allreduce")
         if self.op == "broadcast":
             return lambda: check(lib.ncclBroadcast(a, a, total, f32, 0, comm, stream), "broadcast")
+        slot_bytes = r * (total // n) * ELEMENT_BYTES
         if self.op == "all_gather":
-            return lambda: check(lib.ncclAllGather(a, b, total // n, f32, comm, stream), "allgather")
+            src = ctypes.c_void_p(self.b.data_ptr() + slot_bytes) if self.in_place else a
+            return lambda: check(lib.ncclAllGather(src, b, total // n, f32, comm, stream), "allgather")
         if self.op == "reduce_scatter":
-            return lambda: check(lib.ncclReduceScatter(a, b, total // n, f32, _NcclApi.NCCL_SUM, comm, stream),
+            dst = ctypes.c_void_p(self.a.data_ptr() + slot_bytes) if self.in_place else b
+            return lambda: check(lib.ncclReduceScatter(a, dst, total // n, f32, _NcclApi.NCCL_SUM, comm, stream),
                                  "reducescatter")
         if self.op == "all_to_all":
             part = total // n
@@ -303,13 +316,13 @@ class _OpRunner:
             fn()
             ok = torch.all(self.a[:c] == 7)
         elif self.op == "all_gather":
-            self.a[:c // n].fill_(r)
+            (self._slot(self.b, c) if self.in_place else self.a[:c // n]).fill_(r)
             fn()
             ok = torch.all(self.b[:c].view(n, -1) == torch.arange(n, device=self.device, dtype=torch.float32)[:, None])
         elif self.op == "reduce_scatter":
             self.a[:c].fill_(r + 1)
             fn()
-            ok = torch.all(self.b[:c // n] == n * (n + 1) / 2)
+            ok = torch.all((self._slot(self.a, c) if self.in_place else self.b[:c // n]) == n * (n + 1) / 2)
         elif self.op == "all_to_all":
             self.a[:c].view(n, -1).copy_((r * n + torch.arange(n, device=self.device, dtype=torch.float32))[:, None])
             fn()
@@ -414,7 +427,7 @@ def _measure_group(torch, dist, args, pg, cg, n, rank, device, clock, transport,
         op_sizes = [s for s in sizes if s <= cap]
         if not op_sizes:
             continue
-        runner = _OpRunner(torch, dist, op, pg, n, rank, max(op_sizes), device)
+        runner = _OpRunner(torch, dist, op, pg, n, rank, max(op_sizes), device, in_place_split=args.in_place)
         runner.check()
         t_prev, s_prev = None, None
         graph_cap = parse_size(args.graph_max_bytes) if args.graph_max_bytes else -1
@@ -798,6 +811,9 @@ def main(argv=None) -> int:
     p.add_argument("--graph-max-bytes", default="",
                    help="time sizes up to this by replaying a CUDA graph of the launches (default: never)")
     p.add_argument("--graph-max-iters", type=int, default=1000)
+    p.add_argument("--in-place", action="store_true",
+                   help="run all_gather and reduce_scatter in place, as nccl-tests' in-place columns (all_reduce and "
+                        "broadcast always are)")
     p.add_argument("--trials", type=int, default=3)
     p.add_argument("--warmup", type=int, default=20, help="most warm-up launches (fewer at large sizes, at least 1)")
     p.add_argument("--target-ms", type=float, default=25.0, help="timed loop length per trial")
@@ -927,7 +943,7 @@ def _drive(args, parser) -> int:
                      "--trials", str(args.trials), "--warmup", str(args.warmup),
                      "--target-ms", str(args.target_ms), "--min-iters", str(args.min_iters),
                      "--max-iters", str(args.max_iters), "--max-point-s", str(args.max_point_s),
-                     "--machine", machine, "--launch", args.launch]
+                     "--machine", machine, "--launch", args.launch] + (["--in-place"] if args.in_place else [])
             if args.dry_cpu:
                 wargv.append("--dry-cpu")
             t0 = time.time()
