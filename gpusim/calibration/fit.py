@@ -12,7 +12,8 @@ latencies of (a, p) scaled per protocol by b_p and s_p, e_p the payload efficien
 fitted, Simple 1), g_op the operation's bandwidth relative to all_reduce's, and rate_f the max-min rate on link
 capacities C(θ) (the transport's bottleneck technology has a fitted efficiency or bandwidth) under per-flow caps
 (NCCL's protocol caps); R_op the rate of each rank's pass over its own chunk in ring all_reduce, all_gather,
-reduce_scatter and all_to_all (``own_chunk_Bps``, NVLink only: it is what makes those ring rates depend on n).
+reduce_scatter and all_to_all (``own_chunk_Bps``, NVLink only: it is what makes those ring rates depend on n; not
+fitted but derived from the GPU's measured copy rates, cost_model.own_chunk_rates).
 (a, p) is the forced NCCL_ALGO/NCCL_PROTO where the measurement forced them, else what NCCL's tuner picks among
 the protocols NCCL enables on that transport. θ minimises
 
@@ -38,7 +39,7 @@ from scipy.optimize import least_squares
 
 from gpusim import __version__
 from gpusim.calibration.preset_file import CalibratedPreset
-from gpusim.collectives.cost_model import OPS, OWN_CHUNK_OPS, PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel
+from gpusim.collectives.cost_model import OPS, OWN_CHUNK_OPS, PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel, own_chunk_rates
 from gpusim.collectives.plans import P2P_OPS
 from gpusim.collectives.run import Collectives, measure, normalise_op
 from gpusim.engine.fabric import Fabric
@@ -110,12 +111,14 @@ OP_SCALES = tuple(Param(f"op_bandwidth_scale.{op}", 1.0, 0.25, 4.0, prior=PRIOR_
 _COMMON = (*LATENCY_SCALES, LL_EFFICIENCY, LL128_EFFICIENCY, *OP_SCALES)
 # Over NVLink, one-way transfers (broadcast, sendrecv) reach 360-366 GB/s busbw at 4 GiB on 2 and on 4 ranks, but
 # ring collectives are slower on 2 ranks than on 4 (all_gather 304 vs 345, all_reduce 348 vs 361): each rank also
-# passes its own chunk, S/n, through its kernel outside the pipelined transfer, which costs less per byte sent as
-# n grows. Solved size by size on 2 and 4 ranks, t = (link bytes)/B + (S/n)/R predicts 3-rank ring all_reduce
-# within 1 % from 16 MiB to 4 GiB (validation/data/h200/collectives_run2.csv). R replaces those four operations'
-# bandwidth scales, so the link rate is all_reduce's and broadcast's (scale 1) and R is told from it by the
-# operations' different shares of own chunk. Over SHM and sockets a pass at TB/s is invisible next to 25 GB/s.
-OWN_CHUNK = tuple(Param(f"own_chunk_Bps.{op}", 2e12, 1e10, 1e16, "GB/s") for op in OWN_CHUNK_OPS)
+# passes its own chunk, S/n, through its kernel outside the pipelined transfer (the last step's copy out of NCCL's
+# buffer, cost_model.own_chunk_rates), which costs less per byte sent as n grows. The pass is not fitted: on 4 ranks
+# it is under 2 % of a ring's time and a fit lets it wander (all_reduce's went to 5 PB/s and mispredicted 2 ranks
+# by 12 %). Its rates come from measured copies instead: the H200 copies 2.11 TB/s locally (1 GiB,
+# validation/data/h200/extra/copy_bandwidth.csv), and out-of-place all_gather took as long as in place plus a pass
+# over S/n at 3.3 TB/s (median at 1-4 GiB on 2 and 4 ranks, extra/probe_in_place).
+H200_LOCAL_COPY_Bps = 2.11e12
+H200_OWN_COPY_Bps = 3.3e12
 # NVLink sendrecv on 3 and 4 ranks ran at half its 2-rank rate from 8 to 128 MiB and equal from 256 MiB: NCCL gives
 # a send 8 channels there (16 on 2 ranks, 16 at 256 MiB, 32 from 512 MiB, nccl_model.p2p_channels), and a channel
 # moves ~19 GB/s (2 ranks, 256 MiB: 303 GB/s busbw on 16 channels; 4 ranks, 16-128 MiB: 135-161 GB/s on 8). Over
@@ -155,6 +158,7 @@ class Transport:
     params: tuple[Param, ...]
     p2p: tuple[int, int, int]                     # NCCL's p2pnChannels, p2pnChannelsPerPeer, p2pChunkSize
     links: dict = field(default_factory=dict)     # fixed link overrides (technology -> fields)
+    own_chunk: dict = field(default_factory=dict)   # fixed own-chunk pass rates (op -> B/s), from measured copies
 
     def fixed_model(self) -> dict:
         """Cost-model fields NCCL logged for this transport (not fitted)."""
@@ -166,6 +170,8 @@ class Transport:
         """The calibrated preset for parameter ``values`` (missing ones at their initial guess)."""
         links: dict = {t: dict(f) for t, f in self.links.items()}
         model = {**self.fixed_model(), "allowed_protocols": tuple(self.protocols if protocols is None else protocols)}
+        if self.own_chunk:
+            model["own_chunk_Bps"] = dict(self.own_chunk)
         for p in self.params:
             v = values.get(p.name, p.initial)
             if p.link:
@@ -191,7 +197,8 @@ TRANSPORTS: dict[str, Transport] = {
         "nvlink", "h200-nvlink", "H200 SXM on NVSwitch (18 NVLink4 links each), NCCL P2P over NVLink",
         "nvswitch_server", {"nvlink": "nvlink4", "nvlinks": 18, "pcie": "pcie5"}, "gpus", 24, PROTOCOLS,
         (*LATENCY_SCALES, LL_EFFICIENCY, LL128_EFFICIENCY, *_NVLINK_OP_SCALES,
-         Param("nvlink4.efficiency", 20.6 / 25.0, 0.02, 1.0), *OWN_CHUNK, P2P_CHANNEL), (32, 32, 512 * 1024)),
+         Param("nvlink4.efficiency", 20.6 / 25.0, 0.02, 1.0), P2P_CHANNEL), (32, 32, 512 * 1024),
+        own_chunk=own_chunk_rates(H200_LOCAL_COPY_Bps, H200_OWN_COPY_Bps)),
     # Each GPU on its own PCIe 5.0 x16 to the host (the VM shows no PCIe switch): pairs sharing a switch uplink
     # predicted a 4-rank broadcast chain at half the 2-rank rate where it ran at 0.7x; the limit is each GPU's
     # send + receive budget (host memory, 200 GB/s, never bound: a fitted one stayed where it started).
@@ -354,9 +361,11 @@ def _complete(tr: Transport, values: dict) -> dict:
 
 
 def _maps(tr: Transport, values: dict) -> dict:
-    """Every cost-model map under ``values``: payload efficiencies from NCCL's defaults, the others from 1."""
+    """Every cost-model map under ``values``: payload efficiencies from NCCL's defaults, own-chunk rates from the
+    transport's fixed ones, the others empty (1 where absent)."""
     maps = {m: {} for m in MODEL_MAPS}
     maps["payload_efficiency"] = dict(PAYLOAD_EFFICIENCY)
+    maps["own_chunk_Bps"] = dict(tr.own_chunk)
     for p in tr.params:
         if p.entry and p.name in values:
             maps[p.entry[0]][p.entry[1]] = values[p.name]

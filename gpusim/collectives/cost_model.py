@@ -18,7 +18,8 @@ broadcast ... reach different fractions of a link than all_reduce's) and link ef
 
 ``own_chunk_Bps[op]`` is the rate of each rank's pass over its own chunk (S/n) in a ring all_reduce, all_gather,
 reduce_scatter or an all_to_all, after the transfer: 1/n of the buffer, so it weighs most on few ranks (2 H200s
-over NVLink: all_gather 304 GB/s busbw where broadcast reached 366; 4 H200s: 345). ``p2p_channel_Bps`` caps each
+over NVLink: all_gather 304 GB/s busbw where broadcast reached 366; 4 H200s: 345). :func:`own_chunk_rates` derives
+it from a GPU's local copy rate. ``p2p_channel_Bps`` caps each
 channel of a point-to-point send, striped over as many channels as NCCL gives it (``nccl_model.p2p_channels``).
 """
 from __future__ import annotations
@@ -166,6 +167,25 @@ class CostModel:
             if isinstance(x, bool) or not isinstance(x, (int, float)) or not x > 0:
                 raise GpusimError(f"{path}.op_bandwidth_scale.{op}", f"expected a positive number, got {x!r}")
         return self
+
+
+def own_chunk_rates(local_copy_Bps: float, own_copy_Bps: float) -> dict:
+    """Own-chunk pass rates of the ring operations and all_to_all, from NCCL's ring primitives (src/device/
+    all_gather.h, reduce_scatter.h, all_reduce.h), with data staged in NCCL's buffers (no user-buffer
+    registration):
+
+    * the last step of a ring all_gather or all_reduce only receives: it copies the chunk that arrived in NCCL's
+      buffer into the output (``directRecv``), S/n that no link transfer overlaps, at the local copy rate;
+    * out of place, all_gather's first step also copies the rank's own input chunk into the output
+      (``directCopySend``), which measured as a further S/n at ``own_copy_Bps`` (partly hidden by the send);
+    * reduce_scatter's last step reduces the arrived chunk with the rank's input into the output
+      (``directRecvReduceCopy``): two reads and a write where a copy has one of each, so 2/3 of the copy rate;
+    * all_to_all's part to itself is a local copy of S/n.
+    """
+    return {"all_reduce": local_copy_Bps,
+            "all_gather": 1.0 / (1.0 / local_copy_Bps + 1.0 / own_copy_Bps),
+            "reduce_scatter": local_copy_Bps * 2.0 / 3.0,
+            "all_to_all": local_copy_Bps}
 
 
 def _per(scale: float | dict, proto: str) -> float:

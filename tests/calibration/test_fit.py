@@ -34,9 +34,7 @@ def synthetic(transport, values, world_sizes=(2, 4), protocols=None, step=4):
 TRUTH = {
     "nvlink": {"step_latency_scale.LL": 2.0, "step_latency_scale.Simple": 0.6,
                "base_latency_scale.LL128": 0.7, "payload_efficiency.LL": 0.4, "payload_efficiency.LL128": 0.8,
-               "op_bandwidth_scale.sendrecv": 0.9, "nvlink4.efficiency": 0.6, "own_chunk_Bps.all_gather": 1.2e12,
-               "own_chunk_Bps.all_reduce": 4e12, "own_chunk_Bps.reduce_scatter": 0.8e12,
-               "own_chunk_Bps.all_to_all": 2e12},
+               "op_bandwidth_scale.sendrecv": 0.9, "nvlink4.efficiency": 0.6, "p2p_channel_Bps": 25e9},
     "pcie_shm": {"step_latency_scale.Simple": 0.5, "payload_efficiency.LL": 0.3,
                  "op_bandwidth_scale.sendrecv": 0.8, "gpu_io.bandwidth_Bps": 40e9},
     "socket": {"step_latency_scale.LL": 3.0, "payload_efficiency.LL": 0.25,
@@ -48,8 +46,8 @@ TRUTH = {
 
 OTHER = {"pcie_shm": {"step_latency_scale.LL": 1.7, "base_latency_scale.Simple": 0.4, "pcie5.efficiency": 0.3,
                       "payload_efficiency.LL": 0.6, "op_bandwidth_scale.broadcast": 1.3},
-         "nvlink": {"step_latency_scale.LL": 1.7, "nvlink4.efficiency": 0.5, "own_chunk_Bps.all_gather": 0.3e12,
-                    "own_chunk_Bps.all_to_all": 0.5e12, "payload_efficiency.LL128": 0.7}}
+         "nvlink": {"step_latency_scale.LL": 1.7, "nvlink4.efficiency": 0.5, "p2p_channel_Bps": 12e9,
+                    "payload_efficiency.LL128": 0.7}}
 
 
 @pytest.mark.parametrize("transport", sorted(OTHER))

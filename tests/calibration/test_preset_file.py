@@ -11,8 +11,8 @@ from gpusim.errors import GpusimError
 from gpusim.topology.graph import capacity_Bps, gpus
 
 VALUES = {"step_latency_scale.LL": 1.25, "base_latency_scale.Simple": 0.5, "nvlink4.efficiency": 0.66,
-          "payload_efficiency.LL": 0.4, "op_bandwidth_scale.sendrecv": 0.9, "own_chunk_Bps.all_gather": 1.1e12,
-          "p2p_channel_Bps": 19.5e9}
+          "payload_efficiency.LL": 0.4, "op_bandwidth_scale.sendrecv": 0.9, "p2p_channel_Bps": 19.5e9}
+OWN = fit.TRANSPORTS["nvlink"].own_chunk      # fixed from measured copies, written with the fitted values
 
 
 @pytest.fixture
@@ -33,11 +33,12 @@ def test_round_trip_keeps_every_fitted_value(nvlink_file):
     assert p.model["step_latency_scale"] == {"LL": pytest.approx(1.25), "LL128": 1.0, "Simple": 1.0}
     assert p.model["base_latency_scale"]["Simple"] == pytest.approx(0.5)
     assert p.model["op_bandwidth_scale"]["sendrecv"] == pytest.approx(0.9)
-    assert p.model["own_chunk_Bps"]["all_gather"] == pytest.approx(1.1e12)
+    assert p.model["own_chunk_Bps"] == pytest.approx(OWN, rel=1e-5) and set(OWN) == {"all_reduce", "all_gather",
+                                                                            "reduce_scatter", "all_to_all"}
     assert p.model["payload_efficiency"] == {"LL": pytest.approx(0.4), "LL128": 0.9375, "Simple": 1.0}
     assert p.model["allowed_protocols"] == ("LL", "Simple")
     assert (p.gpus_default, p.gpus_min, p.gpus_max) == (4, 2, 8)
-    assert _doc(nvlink_file)["cost_model"]["own_chunk"]["all_gather"] == "1100 GB/s"
+    assert _doc(nvlink_file)["cost_model"]["own_chunk"]["all_reduce"] == "2110 GB/s"
     assert (p.model["p2p_channels"], p.model["p2p_channels_per_peer"], p.model["p2p_chunk_bytes"]) == \
         (32, 32, 512 * 1024)
     assert p.model["p2p_channel_Bps"] == pytest.approx(19.5e9)
@@ -53,7 +54,7 @@ def test_load_builds_the_fitted_topology_and_model(nvlink_file):
     assert c.model.step_scale("Simple") == 1.0
     assert c.model.efficiency("LL") == pytest.approx(0.4)
     assert c.model.efficiency("Simple", "sendrecv") == pytest.approx(0.9)
-    assert c.model.own_chunk_rate("all_gather") == pytest.approx(1.1e12)
+    assert c.model.own_chunk_rate("all_gather") == pytest.approx(OWN["all_gather"])
     assert c.model.allowed_protocols == ("LL", "Simple")
     assert c.spec == "my-h200:gpus=2" and c.params == {"gpus": 2}
     assert len(gpus(preset_file.load_calibrated(nvlink_file, {}, "cluster").graph)) == 4

@@ -41,7 +41,7 @@ def _errors(rows, name):
 
 # (median <1MiB, median >=1MiB) bounds of the shipped presets (fitted on 2 and 4 ranks), per world size; 3 ranks
 # were never fitted on
-BOUNDS = {("nvlink", 2): (0.115, 0.105), ("nvlink", 3): (0.105, 0.075), ("nvlink", 4): (0.09, 0.07),
+BOUNDS = {("nvlink", 2): (0.115, 0.10), ("nvlink", 3): (0.105, 0.08), ("nvlink", 4): (0.09, 0.07),
           ("pcie_shm", 2): (0.135, 0.055), ("pcie_shm", 3): (0.10, 0.12), ("pcie_shm", 4): (0.09, 0.115),
           ("socket", 2): (0.13, 0.095), ("socket", 3): (0.165, 0.09), ("socket", 4): (0.19, 0.065)}
 
@@ -66,9 +66,9 @@ def test_committed_preset_errors_on_each_world_size(data, transport):
 
 
 # cross-validation: fit on one world size, check the other; (median <1MiB, median >=1MiB) bounds on held-back rows.
-# The issue's target is 25 % / 10 %: met below 1 MiB everywhere, and at >= 1 MiB by NVLink 2->4, SHM 4->2 and
+# The issue's target is 25 % / 10 %: met below 1 MiB everywhere, and at >= 1 MiB by NVLink both ways, SHM 4->2 and
 # sockets 2->4; docs/validation.md says what keeps the others above it.
-CROSS = {("nvlink", 4): (0.145, 0.125), ("nvlink", 2): (0.115, 0.095),
+CROSS = {("nvlink", 4): (0.145, 0.10), ("nvlink", 2): (0.12, 0.09),
          ("pcie_shm", 4): (0.17, 0.095), ("pcie_shm", 2): (0.155, 0.185),
          ("socket", 4): (0.225, 0.11), ("socket", 2): (0.195, 0.08)}
 
@@ -94,9 +94,8 @@ def test_cross_validation_between_world_sizes(data, transport, train):
 
 
 def test_fitted_parameters_say_what_the_hardware_did(data):
-    """NVLink runs at ~3/4 of its 450 GB/s raw per direction, and ring all_gather / reduce_scatter pay each rank's
-    pass over its own chunk at ~1.1-1.2 TB/s (less than the GPU's 2.1 TB/s local copy, extra/copy_bandwidth.csv),
-    all_reduce's at several TB/s, and a point-to-point send moves ~19.5 GB/s per NCCL channel (8 channels on 4
+    """NVLink runs at ~3/4 of its 450 GB/s raw per direction, and a point-to-point send moves ~19.5 GB/s per NCCL
+    channel (8 channels on 4
     ranks from 1 to 128 MiB: half the 2-rank rate); over SHM each GPU moves ~50 GB/s in and out together (H2D copies
     measured 55 GB/s alone); loopback sockets carry a few GB/s per GPU, sent and received together (one-way
     broadcast ~5-6 GB/s, two-way rings ~3-4 each way), with no tighter limit on the wire."""
@@ -104,15 +103,33 @@ def test_fitted_parameters_say_what_the_hardware_did(data):
     shm = preset_file.read(presets.calibrated()["h200-pcie-shm"])
     sock = preset_file.read(presets.calibrated()["h200-socket"])
     assert 0.65 < nv.links["nvlink4"]["efficiency"] < 0.85
-    own = nv.model["own_chunk_Bps"]
-    assert 0.8e12 < own["all_gather"] < 1.6e12 and 0.8e12 < own["reduce_scatter"] < 1.6e12
-    assert own["all_reduce"] > 2e12
     assert 17e9 < nv.model["p2p_channel_Bps"] < 22e9
     assert 45e9 < shm.links["gpu_io"]["bandwidth_Bps"] < 60e9
     assert 63e9 * shm.links["pcie5"]["efficiency"] > shm.links["gpu_io"]["bandwidth_Bps"] / 2
     assert 5e9 < sock.links["gpu_io"]["bandwidth_Bps"] < 8e9
     assert sock.links["ethernet"]["bandwidth_Bps"] > sock.links["gpu_io"]["bandwidth_Bps"]
     assert sock.model["allowed_protocols"] == ("LL", "Simple")
+
+
+def test_own_chunk_rates_come_from_the_measured_copies():
+    """The NVLink preset's own-chunk rates are not fitted: they follow cost_model.own_chunk_rates from the H200's
+    local copy rate (extra/copy_bandwidth.csv, 1 GiB) and the out-of-place all_gather's extra pass (median over
+    1-4 GiB on 2 and 4 ranks of S/n over the time in place saved, extra/probe_in_place)."""
+    import statistics
+    from gpusim.collectives.cost_model import own_chunk_rates
+    with open(DATA_DIR / "extra" / "copy_bandwidth.csv") as fh:
+        local = [float(r["GBps"]) * 1e9 for r in csv.DictReader(fh) if r["kind"] == "d2d_local" and
+                 int(r["bytes"]) == 1 << 30]
+    assert local and fit.H200_LOCAL_COPY_Bps == pytest.approx(statistics.median(local), rel=0.005)
+    probe = DATA_DIR / "extra" / "probe_in_place"
+    t = {name: {(m.world_size, m.size_bytes): m.time_s for m in measurements.load_csv(probe / f"{name}.csv")
+                if m.op == "all_gather"} for name in ("in_place", "out_of_place")}
+    own = [s / n / (t["out_of_place"][(n, s)] - t["in_place"][(n, s)])
+           for n in (2, 4) for s in (1 << 30, 2 << 30, 4 << 30)]
+    assert fit.H200_OWN_COPY_Bps == pytest.approx(statistics.median(own), rel=0.02)
+    nv = preset_file.read(presets.calibrated()["h200-nvlink"])
+    want = own_chunk_rates(fit.H200_LOCAL_COPY_Bps, fit.H200_OWN_COPY_Bps)
+    assert nv.model["own_chunk_Bps"] == pytest.approx(want, rel=1e-5)
 
 
 def test_engine_gives_the_estimate_on_measured_calls(data):

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from gpusim.collectives import nccl_model as nm
-from gpusim.collectives.cost_model import CostModel
+from gpusim.collectives.cost_model import OWN_CHUNK_OPS, CostModel, own_chunk_rates
 from gpusim.collectives.oracle import RingPipeline
 from gpusim.collectives.run import Collectives, measure
 from gpusim.engine.fabric import Fabric
@@ -44,6 +44,22 @@ def test_own_chunk_pass_adds_s_over_n_at_its_rate_after_the_ring(op, n):
     assert coll.estimate(op, coll.ranks(range(n)), GiB, "ring", "Simple", 1) == pytest.approx(ring + GiB / n / own,
                                                                                              rel=1e-9)
     assert _time(model, "broadcast", n, GiB) == pytest.approx(_time(CostModel.ideal(), "broadcast", n, GiB), rel=1e-12)
+
+
+def test_own_chunk_rates_follow_the_copies_each_ring_ends_with():
+    """From a local copy rate C and an out-of-place own-copy rate K: all_reduce and all_to_all pass S/n at C,
+    all_gather at C and then K in series, reduce_scatter reduces (2 reads + 1 write) at 2/3 C; every rate is
+    proportional to the copy rates and at most C."""
+    c, k = 2e12, 3e12
+    r = own_chunk_rates(c, k)
+    assert set(r) == set(OWN_CHUNK_OPS)
+    assert r["all_reduce"] == r["all_to_all"] == c
+    assert 1 / r["all_gather"] == pytest.approx(1 / c + 1 / k)
+    assert r["reduce_scatter"] == pytest.approx(2 * c / 3)
+    assert own_chunk_rates(2 * c, 2 * k) == pytest.approx({op: 2 * x for op, x in r.items()})
+    assert max(r.values()) == c
+    # an infinitely fast own copy (in place) leaves all_gather the drain at C
+    assert own_chunk_rates(c, math.inf)["all_gather"] == pytest.approx(c)
 
 
 def test_own_chunk_pass_of_all_to_all_follows_the_exchange_and_crosses_no_link():
