@@ -434,3 +434,27 @@ def test_rates_rise_with_size_only_with_many_channels_of_two_way_traffic(h200, r
     for rows in (eight, default):
         inc = increments(rows, "broadcast")
         assert max(inc) / min(inc) < 1.03, inc
+
+
+def test_shm_rings_gain_from_channels_on_2_ranks_and_lose_on_4(h200, run2):
+    """SHM with 2, 4 (NCCL's default, runs 1-2), 8 and 16 channels at 1 GiB: 2-rank all_gather and all_reduce get
+    faster with channels (each channel alternates a send and a receive step, so 25 + 25 GB/s is not a GPU's
+    limit), 4-rank ones slower (a shared host resource as streams multiply), 2-rank broadcast stays within 12 % of
+    50 GB/s, and sendrecv, on point-to-point channels of its own, within 10 % of 23 GB/s."""
+    folder = DATA / "extra" / "probe_shm_channels"
+    bw = {ch: {(m.op, m.world_size): m.busbw_GBps for m in M.load_csv(folder / f"shm_{ch}_channels.csv")
+               if m.size_bytes == GiB} for ch in (2, 8, 16)}
+    default = defaultdict(list)
+    for m in h200 + run2:
+        if (m.transport, m.algo, m.size_bytes) == ("pcie_shm", "default", GiB):
+            default[(m.op, m.world_size)].append(m.busbw_GBps)
+    bw[4] = {k: sum(v) / len(v) for k, v in default.items()}
+    for op in ("all_gather", "all_reduce"):
+        two = [bw[ch][(op, 2)] for ch in (2, 4, 8)]
+        four = [bw[ch][(op, 4)] for ch in (2, 4, 8, 16)]
+        assert two == sorted(two) and bw[16][(op, 2)] > 1.2 * bw[4][(op, 2)], (op, two)
+        assert four == sorted(four, reverse=True) and bw[16][(op, 4)] < 0.85 * bw[4][(op, 4)], (op, four)
+    for ch in (2, 4, 8, 16):
+        assert abs(bw[ch][("broadcast", 2)] / 50 - 1) < 0.12, (ch, bw[ch][("broadcast", 2)])
+        for n in (2, 4):
+            assert abs(bw[ch][("sendrecv", n)] / 23 - 1) < 0.1, (ch, n, bw[ch][("sendrecv", n)])
