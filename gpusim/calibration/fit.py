@@ -201,13 +201,18 @@ TRANSPORTS: dict[str, Transport] = {
         own_chunk=own_chunk_rates(H200_LOCAL_COPY_Bps, H200_OWN_COPY_Bps)),
     # Each GPU on its own PCIe 5.0 x16 to the host (the VM shows no PCIe switch): pairs sharing a switch uplink
     # predicted a 4-rank broadcast chain at half the 2-rank rate where it ran at 0.7x; the limit is each GPU's
-    # send + receive budget (host memory, 200 GB/s, never bound: a fitted one stayed where it started).
+    # send + receive budget. Host memory is shared by all GPUs' staging: 4-rank rings slow down as channels
+    # multiply (extra/probe_shm_channels) and four GPUs' copy engines moved 158 GB/s where two moved 145
+    # (extra/probe_host_and_channels). Its capacity is set to the most SHM payload a 4-rank call moved through it,
+    # all_to_all at 1 GiB (4 x 30 GB/s, runs 1 and 2): it does not bind on 2-4 ranks (a fit without the per-GPU budget puts it at
+    # 110 GB/s) but caps 8 GPUs' traffic where the per-GPU budget alone would let it grow without limit.
     "pcie_shm": Transport(
         "pcie_shm", "h200-pcie-shm", "H200 with peer-to-peer off (NCCL_P2P_DISABLE=1): NCCL's SHM transport "
         "stages copies in host memory, each GPU on its own PCIe 5.0 x16",
         "pcie_box", {"pcie": "pcie5", "lanes": 16, "p2p": False, "pcie_switch": False, **_SHM_IO[0]}, "gpus", 4,
         ("LL", "Simple"),
-        (*_COMMON, Param("pcie5.efficiency", 0.8, 0.02, 1.0), _SHM_IO[1], P2P_CHANNEL), (4, 2, 128 * 1024)),
+        (*_COMMON, Param("pcie5.efficiency", 0.8, 0.02, 1.0), _SHM_IO[1], P2P_CHANNEL), (4, 2, 128 * 1024),
+        links={"memory": {"bandwidth_Bps": 120e9}}),
     "socket": Transport(
         "socket", "h200-socket", "H200, one process per GPU talking over NCCL's TCP socket transport on loopback "
         "(each GPU a node with one NIC on one switch)",

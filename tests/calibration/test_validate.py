@@ -132,6 +132,29 @@ def test_own_chunk_rates_come_from_the_measured_copies():
     assert nv.model["own_chunk_Bps"] == pytest.approx(want, rel=1e-5)
 
 
+def test_shm_host_memory_caps_8_gpus_and_binds_on_no_measured_call(data):
+    """h200-pcie-shm's host memory carries at most the SHM payload the busiest 4-rank call moved through it (all_to_all
+    at 1 GiB: 4 ranks x busbw, mean of runs 1 and 2). No measured 2-4-rank call changes when the cap is lifted, while an 8-GPU all_reduce,
+    whose staging traffic outgrows it, slows from the per-GPU budget's ~25 GB/s busbw to under 16."""
+    from dataclasses import replace
+    shm = preset_file.read(presets.calibrated()["h200-pcie-shm"])
+    cap = shm.links["memory"]["bandwidth_Bps"]
+    a2a = [4 * m.busbw_GBps * 1e9 for m in data if (m.transport, m.op, m.world_size, m.size_bytes) ==
+           ("pcie_shm", "all_to_all", 4, 1 << 30)]
+    assert len(a2a) == 2 and cap == pytest.approx(sum(a2a) / 2, rel=0.01)
+    lifted = replace(shm, links={**shm.links, "memory": {"bandwidth_Bps": 1e13}})
+    rows, _ = fit.rows_from(data, "pcie_shm")
+    np.testing.assert_allclose(fit.simulate(rows, lambda n: shm.cluster(n), engine=False),
+                               fit.simulate(rows, lambda n: lifted.cluster(n), engine=False), rtol=1e-12)
+
+    def busbw8(preset):
+        from gpusim.collectives.run import measure
+        from gpusim.engine.fabric import Fabric
+        c = preset.cluster(8)
+        return 1.75 * (1 << 30) / measure(Fabric(c.graph), c.model, "all_reduce", range(8), 1 << 30).time_s
+    assert busbw8(shm) < 16e9 < 23e9 < busbw8(lifted)
+
+
 def test_engine_gives_the_estimate_on_measured_calls(data):
     """Validation simulates with the event engine; uncontended it equals the closed form the fit used."""
     rows, _ = fit.rows_from(data, "pcie_shm")
