@@ -122,12 +122,14 @@ def test_rows_from_maps_nccl_variants_and_skips_what_gpusim_cannot_run():
                                          "time_s": 1e-5, "transport": "nvlink", "algo": "default",
                                          "proto": "default", **kw})
     records = [mk(), mk(algo="Ring", proto="LL128"), mk(op="sendrecv", algo="Tree", proto="Simple"),
-               mk(op="all_gather", algo="Tree"), mk(time_s=0.0), mk(algo="CollNetDirect"), mk(transport="socket")]
+               mk(op="all_gather", algo="Tree"), mk(time_s=0.0), mk(algo="CollNetDirect"), mk(transport="socket"),
+               mk(op="all_gather", in_place=True), mk(op="all_gather", in_place=False), mk(in_place=True)]
     rows, skipped = fit.rows_from(records, "nvlink")
     assert [(r.op, r.algo, r.proto, r.variant) for r in rows] == [
         ("all_reduce", "auto", "auto", "default"), ("all_reduce", "ring", "LL128", "Ring/LL128"),
-        ("sendrecv", "auto", "Simple", "Tree/Simple")]
-    assert skipped == 3
+        ("sendrecv", "auto", "Simple", "Tree/Simple"), ("all_gather", "auto", "auto", "default"),
+        ("all_reduce", "auto", "auto", "default")]
+    assert skipped == 4     # Tree all_gather, zero time, CollNet, in-place all_gather (the model's is out of place)
 
 
 def test_summarise_by_band_with_hand_values():
