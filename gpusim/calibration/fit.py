@@ -204,8 +204,9 @@ TRANSPORTS: dict[str, Transport] = {
     # send + receive budget. Host memory is shared by all GPUs' staging: 4-rank rings slow down as channels
     # multiply (extra/probe_shm_channels) and four GPUs' copy engines moved 158 GB/s where two moved 145
     # (extra/probe_host_and_channels). Its capacity is set to the most SHM payload a 4-rank call moved through it,
-    # all_to_all at 1 GiB (4 x 30 GB/s, runs 1 and 2): it does not bind on 2-4 ranks (a fit without the per-GPU budget puts it at
-    # 110 GB/s) but caps 8 GPUs' traffic where the per-GPU budget alone would let it grow without limit.
+    # all_to_all at 1 GiB (4 x 30 GB/s, runs 1 and 2): it binds on no call on 2-4 ranks (a fit without the per-GPU
+    # budget puts it at 110 GB/s) but caps 8 GPUs' traffic, which under the builder's 200 GB/s guess only the
+    # per-GPU budget would limit.
     "pcie_shm": Transport(
         "pcie_shm", "h200-pcie-shm", "H200 with peer-to-peer off (NCCL_P2P_DISABLE=1): NCCL's SHM transport "
         "stages copies in host memory, each GPU on its own PCIe 5.0 x16",
