@@ -401,7 +401,8 @@ def test_host_copies_share_a_host_ceiling_that_two_gpus_do_not_reach():
 
 def test_shm_runs_alike_on_every_gpu_pair():
     """2-rank SHM on GPU pairs 0-1, 0-2, 0-3 and 2-3: broadcast, all_gather and all_reduce within 5 % across pairs at
-    every size, sendrecv within 15 % (pair 0-1 slowest, by 8-11 %), so the pair 0-1 of runs 1-3 stands for the others."""
+    every size, sendrecv within 15 % (pair 0-1 slowest, by 8-11 %), so the pair 0-1 of runs 1-3 stands for the
+    others."""
     rows = M.load_csv(PROBES / "shm_gpu_pairs.csv")
     by = defaultdict(dict)
     for m in rows:

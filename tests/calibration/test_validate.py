@@ -133,9 +133,10 @@ def test_own_chunk_rates_come_from_the_measured_copies():
 
 
 def test_shm_host_memory_caps_8_gpus_and_binds_on_no_measured_call(data):
-    """h200-pcie-shm's host memory carries at most the SHM payload the busiest 4-rank call moved through it (all_to_all
-    at 1 GiB: 4 ranks x busbw, mean of runs 1 and 2). No measured 2-4-rank call changes when the cap is lifted, while an 8-GPU all_reduce,
-    whose staging traffic outgrows it, slows from the per-GPU budget's ~25 GB/s busbw to under 16."""
+    """h200-pcie-shm's host memory carries at most the SHM payload the busiest 4-rank call moved through it
+    (all_to_all at 1 GiB: 4 ranks x busbw, mean of runs 1 and 2). No measured 2-4-rank call changes when the cap is
+    lifted, while an 8-GPU all_reduce, whose staging traffic outgrows it, slows from the per-GPU budget's ~25 GB/s
+    busbw to under 16."""
     from dataclasses import replace
     shm = preset_file.read(presets.calibrated()["h200-pcie-shm"])
     cap = shm.links["memory"]["bandwidth_Bps"]
