@@ -459,3 +459,29 @@ def test_shm_rings_gain_from_channels_on_2_ranks_and_lose_on_4(h200, run2):
         assert abs(bw[ch][("broadcast", 2)] / 50 - 1) < 0.12, (ch, bw[ch][("broadcast", 2)])
         for n in (2, 4):
             assert abs(bw[ch][("sendrecv", n)] / 23 - 1) < 0.1, (ch, n, bw[ch][("sendrecv", n)])
+
+
+def test_two_jobs_on_disjoint_pairs_share_host_memory_but_not_nvswitch():
+    """Two 2-rank jobs at once, on GPUs 0-1 and 2-3 (1 GiB; sockets 256 MiB), against 0-1 alone: over NVLink
+    neither slows (the NVSwitch fabric is non-blocking, and the simulator, running both on h200-nvlink:gpus=4,
+    agrees); over SHM, whose staging crosses one host, all_gather slows 15-35 % and broadcast 3-12 %."""
+    from gpusim import presets
+    from gpusim.collectives.run import Collectives, measure
+    from gpusim.engine.fabric import Fabric
+    folder = DATA / "extra" / "probe_concurrent_pairs"
+    alone, together = ({(m.transport, m.op): m for m in M.load_csv(folder / f)}
+                       for f in ("alone_01.csv", "together_01.csv"))
+    assert set(alone) == set(together) == {(t, op) for t in TRANSPORTS for op in ("all_gather", "broadcast")}
+    slow = {k: together[k].time_s / alone[k].time_s - 1 for k in alone}
+    assert abs(slow[("nvlink", "all_gather")]) < 0.01 and abs(slow[("nvlink", "broadcast")]) < 0.01
+    assert 0.15 < slow[("pcie_shm", "all_gather")] < 0.35 and 0.03 < slow[("pcie_shm", "broadcast")] < 0.12
+    cluster = presets.build("h200-nvlink", params={"gpus": 4})
+    for op in ("all_gather", "broadcast"):
+        fabric = Fabric(cluster.graph)
+        size = alone[("nvlink", op)].size_bytes
+        solo = measure(fabric, cluster.model, op, [0, 1], size, back_to_back=True).time_s
+        fabric.reset()
+        coll = Collectives(fabric, cluster.model)
+        a, _ = (fabric.env.process(coll.collective(op, pair, size, back_to_back=True)) for pair in ([0, 1], [2, 3]))
+        fabric.env.run()
+        assert a.value.time_s == pytest.approx(solo, rel=0.01)
