@@ -248,33 +248,42 @@ class Row:
     variant: str        # as measured: 'default' or 'Ring/LL' ...
 
 
-def rows_from(measurements, transport_name: str | None = None) -> tuple[list[Row], int]:
+#: Why rows_from leaves a measurement out (the key it counts it under).
+SKIP_REASONS = {
+    "unusable": "zero size or time, fewer than 2 ranks, or an algorithm/protocol gpusim does not model",
+    "tree_not_all_reduce": "NCCL_ALGO=Tree forced on an operation NCCL runs as a ring (Tree is all_reduce only)",
+    # in place NCCL skips the copy of a rank's own chunk: 4-9 % of a 2-rank NVLink call at >= 256 MiB
+    # (validation/data/h200/extra/probe_in_place)
+    "in_place_all_gather": "in-place all_gather: the model's all_gather is out of place (as "
+                           "torch.distributed.all_gather_into_tensor and nccl-tests' out-of-place columns)",
+}
+
+
+def rows_from(measurements, transport_name: str | None = None) -> tuple[list[Row], dict]:
     """Usable :class:`Row` objects from measurement records (objects with op, world_size, size_bytes, time_s,
-    transport, algo, proto, optionally in_place); returns them and how many were skipped (zero size or time,
-    algorithm gpusim lacks, in-place all_gather: the model's all_gather is out of place, as in
-    torch.distributed.all_gather_into_tensor, and in place NCCL skips the copy of a rank's own chunk, 4-9 % of a
-    2-rank NVLink call, validation/data/h200/extra/probe_in_place)."""
-    out, skipped = [], 0
+    transport, algo, proto, optionally in_place) and, per :data:`SKIP_REASONS` key, how many were left out."""
+    out: list[Row] = []
+    skipped = {k: 0 for k in SKIP_REASONS}
     for m in measurements:
         if transport_name is not None and m.transport != transport_name:
             continue
         algo = _NCCL_ALGO.get(str(m.algo).lower())
         proto = _NCCL_PROTO.get(str(m.proto).lower())
         if algo is None or proto is None or not (m.size_bytes > 0 and m.time_s > 0) or m.world_size < 2:
-            skipped += 1
+            skipped["unusable"] += 1
             continue
         op = normalise_op(m.op)
         if op == "all_gather" and getattr(m, "in_place", False):
-            skipped += 1
+            skipped["in_place_all_gather"] += 1
             continue
         if op in ("all_to_all", "sendrecv"):
             algo = "auto"           # NCCL_ALGO does not apply to point-to-point operations
         elif algo == "tree" and op != "all_reduce":
-            skipped += 1            # NCCL runs Tree only for all_reduce
+            skipped["tree_not_all_reduce"] += 1
             continue
         out.append(Row(op, int(m.world_size), float(m.size_bytes), float(m.time_s), algo, proto, m.transport,
                        "default" if algo == proto == "auto" else f"{m.algo}/{m.proto}"))
-    return out, skipped
+    return out, {k: v for k, v in skipped.items() if v}
 
 
 # -- error statistics ---------------------------------------------------------------------------------------------
@@ -536,7 +545,7 @@ class FitResult:
     heldout: dict
     rows_train: int
     rows_heldout: int
-    rows_skipped: int
+    rows_skipped: dict                          # SKIP_REASONS key -> rows left out for it
     cost: float
     unconstrained: tuple = ()                   # parameters no training row depends on (left at their guess)
     engine_check_rel: float = float("nan")      # largest |engine - estimate| / estimate on the training rows

@@ -125,7 +125,9 @@ def run(args) -> int:
     print(f"# gpusim calibrate: {name}, {result.rows_train} training rows (world sizes "
           f"{','.join(map(str, result.train_world_sizes))}), {result.rows_heldout} held back"
           f"{' (' + ','.join(map(str, result.heldout_world_sizes)) + ')' if result.rows_heldout else ''}, "
-          f"{result.rows_skipped} skipped")
+          f"{sum(result.rows_skipped.values())} skipped")
+    for reason, count in result.rows_skipped.items():
+        print(f"#   {count} skipped: {fit.SKIP_REASONS[reason]}")
     print("fitted parameters:")
     for key, value in fit.describe(result):
         print(f"  {key:<24} {value}")

@@ -90,6 +90,9 @@ def run(args) -> int:
                     "size_bytes": r.size_bytes, "measured_s": r.time_s, "simulated_s": float(s)}
                    for r, s in zip(rows, sim)]
     print(f"# gpusim validate: {len(points)} measured calls from {', '.join(str(f) for f in files)}")
+    for t, s in summary.items():
+        for reason, count in s["skipped"].items():
+            print(f"# {t}: {count} skipped: {fit.SKIP_REASONS[reason]}")
     print("# relative error of time |t_sim - t_meas| / t_meas (bias: median signed error, + = model slow)")
     print(report.error_table(groups))
     print()

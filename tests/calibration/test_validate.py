@@ -52,7 +52,7 @@ def test_committed_preset_errors_on_each_world_size(data, transport):
     3 ranks included, and the errors recorded in its provenance are the ones it has (the file came from this
     data)."""
     rows, skipped = fit.rows_from(data, transport)
-    assert skipped == 0 and len(rows) > 900
+    assert skipped == {} and len(rows) > 900
     for n in (2, 3, 4):
         sel = [r for r in rows if r.n == n]
         err, preset = _errors(sel, PRESETS[transport])
@@ -266,3 +266,19 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, words, monkeypa
     err = capsys.readouterr().err.strip()
     assert words in err and len(err.splitlines()) == 1
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_calibrate_says_why_rows_were_skipped(tmp_path):
+    """nccl-tests' all_gather log has an in-place and an out-of-place record per size: calibrate fits the
+    out-of-place ones and names the reason for the rows it skipped."""
+    from gpusim.calibration import nccl_tests
+    log = ROOT / "tests" / "fixtures" / "nccl_tests" / "all_gather_perf_dgx-a100_2021.log"
+    records = nccl_tests.load(log, transport="nvlink")
+    in_place = sum(1 for m in records if m.in_place)
+    assert 0 < in_place < len(records)
+    rows, skipped = fit.rows_from(records, "nvlink")
+    assert skipped == {"in_place_all_gather": in_place} and len(rows) == len(records) - in_place
+    rc, text = _run(["calibrate", str(log), "--transport", "nvlink", "--train-world-sizes",
+                     str(records[0].world_size), "-o", str(tmp_path / "a100.yaml")])
+    assert rc == 0 and f"{in_place} skipped" in text
+    assert "in-place all_gather: the model's all_gather is out of place" in text
