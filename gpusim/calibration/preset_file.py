@@ -269,7 +269,8 @@ class CalibratedPreset:
 
     def to_yaml(self) -> str:
         head = (f"# Calibrated preset '{self.name}': written by `gpusim calibrate` from measured NCCL times.\n"
-                f"# Use it as --cluster {self.name} or {self.name}:gpus=N ({self.gpus_min}..{self.gpus_max}).\n")
+                f"# Use it as --cluster {self.name}.yaml:gpus=N ({self.gpus_min}..{self.gpus_max}), the file's path; "
+                f"in gpusim/presets/ as --cluster {self.name}.\n")
         return head + yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, width=110)
 
 

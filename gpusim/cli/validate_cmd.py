@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gpusim import presets
-from gpusim.calibration import fit, preset_file
+from gpusim.calibration import fit
 from gpusim.cli.calibrate_cmd import read_data
 from gpusim.errors import GpusimError
 from gpusim.report import validation as report
@@ -54,9 +54,6 @@ def _preset_choice(specs: list[str]) -> dict[str, str]:
 
 
 def _cluster_for(spec: str):
-    if spec.endswith((".yaml", ".yml")):
-        preset = preset_file.read(spec)
-        return lambda n: preset.cluster(n)
     return lambda n: presets.build(spec, "--preset", params={"gpus": n})
 
 
@@ -67,18 +64,17 @@ def run(args) -> int:
     transports = sorted({m.transport for m in data})
     if not transports:
         raise GpusimError("DATA", "no measurement rows in the data")
-    calibrated = presets.calibrated()
     out = Path(args.output)
     points, groups, summary, used = [], [], {}, {}
     for t in transports:
         if t not in fit.TRANSPORTS:
             raise GpusimError("DATA", f"transport '{t}' has no model; known: {', '.join(fit.TRANSPORTS)}")
         spec = chosen.get(t, fit.TRANSPORTS[t].preset)
-        if not spec.endswith((".yaml", ".yml")) and spec not in calibrated and spec not in presets.BUILTIN:
+        if not presets.is_preset_file(spec) and spec not in presets.names():
             raise GpusimError("--preset", f"no preset '{spec}' for transport '{t}'; run gpusim calibrate first")
         rows, skipped = fit.rows_from(data, t)
         sim = fit.simulate(rows, _cluster_for(spec), engine=not args.estimate)
-        name = Path(spec).stem if spec.endswith((".yaml", ".yml")) else spec
+        name = Path(spec).stem if presets.is_preset_file(spec) else spec
         used[t] = name
         summary[t] = {"preset": name, "skipped": skipped, "bands": fit.summarise(rows, sim),
                       "by_world_size": {str(n): fit.summarise([r for r in rows if r.n == n],

@@ -160,6 +160,11 @@ def calibrated() -> dict[str, Path]:
     return {p.stem: p for p in sorted(PRESET_DIR.glob("*.yaml"))}
 
 
+def is_preset_file(name: str) -> bool:
+    """Whether a preset spec's name is a calibrated preset file (``my-node.yaml``) rather than a preset name."""
+    return name.lower().endswith((".yaml", ".yml"))
+
+
 def names() -> list[str]:
     return sorted([*BUILTIN, *calibrated()])
 
@@ -182,10 +187,15 @@ def build(spec: str | dict, path: str = "cluster", params: dict | None = None) -
     """Build the cluster a spec names; ``params`` (already-typed or strings) override those in the spec."""
     name, spec_params = parse_spec(spec, path)
     raw = {**spec_params, **(params or {})}
-    cal = calibrated()
-    if name in cal:
+    file = calibrated().get(name)
+    if file is None and is_preset_file(name):
+        file = Path(name)
+        if not file.is_file():
+            raise GpusimError(path, f"no calibrated preset file '{name}' (a name ending in .yaml is a preset file "
+                                    "written by gpusim calibrate)")
+    if file is not None:
         from gpusim.calibration.preset_file import load_calibrated  # calibration builds on presets
-        return load_calibrated(cal[name], raw, path)
+        return load_calibrated(file, raw, path)
     if name not in BUILTIN:
         raise unknown(path, name, names(), "cluster preset")
     preset = BUILTIN[name]

@@ -4,7 +4,8 @@
 name: nvlink-vs-roce                 # optional
 seed: 1                              # default 0
 clusters:                            # or `cluster: SPEC` for one
-  nvlink: dgx-h100                   # SPEC = preset name, 'name:key=value,...', or a mapping:
+  nvlink: dgx-h100                   # SPEC = preset name, 'name:key=value,...', a calibrated preset file
+  mine: my-node.yaml:gpus=8          #   (gpusim calibrate's output, relative to this file), or a mapping:
   roce:                              #   preset, params, links (overrides), cost_model
     preset: dgx-h100-cluster
     params: {servers: 2}
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import yaml
 
+from gpusim import presets
 from gpusim.errors import GpusimError
 from gpusim.scenario import fields as F
 
@@ -86,6 +88,10 @@ def load(path: str | Path) -> Scenario:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise GpusimError("", f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
     scenario = parse(data, default_name=p.stem)
+    for spec in scenario.clusters:   # a calibrated preset file is named relative to the scenario, as weather.csv
+        name, sep, params = spec.preset.partition(":")
+        if presets.is_preset_file(name) and not Path(name).is_absolute():
+            spec.preset = str(p.parent / name) + sep + params
     if scenario.weather and "csv" in scenario.weather:  # read here: nothing below the scenario layer reads files
         csv_path = p.parent / str(scenario.weather["csv"])
         if not csv_path.is_file():

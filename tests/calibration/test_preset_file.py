@@ -156,3 +156,24 @@ def test_shipped_presets_load_through_presets_build_and_describe(name):
         == [[2], [4]]
     with pytest.raises(GpusimError, match="did you mean 'gpus'"):
         presets.build(f"{name}:gpu=2")
+
+
+def test_a_preset_file_works_wherever_a_preset_name_does(nvlink_file, tmp_path):
+    """A preset gpusim calibrate wrote is used by its path: on the command line, in a scenario file (relative to
+    the scenario, as weather.csv is) and in a notebook's scenario mapping; a missing file names the field."""
+    from gpusim.scenario import schema
+    from gpusim.simulate import simulate
+    c = presets.build(f"{nvlink_file}:gpus=2", "--cluster")
+    assert len(gpus(c.graph)) == 2 and c.model.step_scale("LL") == pytest.approx(1.25)
+    (tmp_path / "s.yaml").write_text("cluster: my-h200.yaml:gpus=3\n"
+                                     "jobs: [{name: ar, op: all_reduce, size: 64 MiB}]\n")
+    scenario = schema.load(tmp_path / "s.yaml")
+    assert scenario.clusters[0].preset == f"{nvlink_file}:gpus=3"
+    from_file = simulate(scenario).clusters[0].jobs[0].metrics()["mean_time_s"]
+    mapping = simulate(schema.parse({"cluster": f"{nvlink_file}:gpus=3",
+                                     "jobs": [{"name": "ar", "op": "all_reduce", "size": "64 MiB"}]}))
+    assert mapping.clusters[0].jobs[0].metrics()["mean_time_s"] == from_file > 0
+    (tmp_path / "bad.yaml").write_text("cluster: {preset: missing.yaml}\njobs: [{op: all_reduce, size: 1 MiB}]\n")
+    with pytest.raises(GpusimError, match="no calibrated preset file .*missing.yaml") as e:
+        simulate(schema.load(tmp_path / "bad.yaml"))
+    assert e.value.path == "cluster"
