@@ -21,7 +21,6 @@ closes again new flows use it. Reported: per link availability and downtime, per
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 

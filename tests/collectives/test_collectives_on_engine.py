@@ -1,7 +1,6 @@
 """Collectives driven through the engine: closed forms where nothing contends, NCCL's published bands,
 NCCL-like automatic choice, and slowdown when collectives share links."""
 import pytest
-import simpy
 
 from gpusim import presets
 from gpusim.collectives import nccl_model as nm
