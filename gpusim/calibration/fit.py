@@ -232,6 +232,22 @@ def transport(name: str, path: str = "transport") -> Transport:
     return TRANSPORTS[name]
 
 
+def with_local_copy(tr: Transport, local_copy_Bps: float | None, path: str = "local_copy_Bps") -> Transport:
+    """``tr`` with its own-chunk pass rates derived from another GPU's local copy rate (bytes copied per second,
+    ``measurements.local_copy_Bps``), the all_gather own-input copy keeping the H200's measured ratio to it;
+    ``None`` keeps the H200's. Only a transport with an own-chunk pass (nvlink) takes one."""
+    if local_copy_Bps is None:
+        return tr
+    if not tr.own_chunk:
+        raise GpusimError(path, f"the {tr.name} transport has no own-chunk pass to set (only "
+                                f"{', '.join(t for t, x in TRANSPORTS.items() if x.own_chunk)} has one)")
+    if isinstance(local_copy_Bps, bool) or not isinstance(local_copy_Bps, (int, float)) or \
+            not (math.isfinite(local_copy_Bps) and local_copy_Bps > 0):
+        raise GpusimError(path, f"expected a positive copy rate in bytes/s, got {local_copy_Bps!r}")
+    own_copy = local_copy_Bps * H200_OWN_COPY_Bps / H200_LOCAL_COPY_Bps
+    return replace(tr, own_chunk=own_chunk_rates(local_copy_Bps, own_copy))
+
+
 # -- rows ---------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -594,12 +610,13 @@ def _solve(ev: Evaluator, tr: Transport, protocols, start: dict, meas: np.ndarra
 def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world_sizes=None,
         protocol_sets=None, engine_check: bool = True, data_files=(), fit_date: str | None = None,
         gpus_range: tuple[int, int] = (2, 8), cross_validate: bool = True,
-        prior_weight: float = PRIOR_WEIGHT) -> FitResult:
+        prior_weight: float = PRIOR_WEIGHT, local_copy_Bps: float | None = None) -> FitResult:
     """Fit ``transport_name``'s parameters on rows of ``train_world_sizes``; report the error on the others
     (``heldout_world_sizes``, default every other world size in the data). With two or more training world sizes
     and ``cross_validate``, also fit on each one alone and report the error on the other training ones: how well
-    the model carries to world sizes it was not fitted on. ``prior_weight`` 0 turns the priors off."""
-    tr = transport(transport_name)
+    the model carries to world sizes it was not fitted on. ``prior_weight`` 0 turns the priors off.
+    ``local_copy_Bps`` is the measured GPU's local copy rate (:func:`with_local_copy`; default the H200's)."""
+    tr = with_local_copy(transport(transport_name), local_copy_Bps)
     rows, skipped = rows_from(measurements, transport_name)
     if not rows:
         raise GpusimError("data", f"no usable measurement of transport '{transport_name}'")
@@ -652,7 +669,7 @@ def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world
         for w in train_ws:
             rest = tuple(x for x in train_ws if x != w)
             sub = fit(measurements, transport_name, (w,), rest, protocol_sets, engine_check=False,
-                      cross_validate=False, prior_weight=prior_weight)
+                      cross_validate=False, prior_weight=prior_weight, local_copy_Bps=local_copy_Bps)
             result.cross_validation.append({"train": [w], "check": list(rest), "bands": sub.heldout})
     result.preset = replace(preset, provenance=provenance(result, data_files, fit_date, versions))
     return result

@@ -163,16 +163,12 @@ class _Row:
         raise self.err(col, "0 or 1")
 
 
-def load_csv(path) -> list[Measurement]:
-    """The measurements in a CSV file of the schema in validation/README.md (what validation/collect.py writes).
-
-    Required columns: transport, world_size, op, bytes, time_us; the others may be absent or empty. Errors name the
-    file, line and column (``collectives.csv:12:time_us``) and what would be accepted.
-    """
-    p = Path(path)
+def _rows(path, required: tuple[str, ...], columns: tuple[str, ...]) -> list[_Row]:
+    """The non-empty rows of CSV file ``path``, which must have the ``required`` columns (``columns`` are the
+    schema's, named when the header is empty). Errors name the file (and line) and what would be accepted."""
     where = str(path)
     try:
-        fh = open(p, newline="", encoding="utf-8-sig")
+        fh = open(Path(path), newline="", encoding="utf-8-sig")
     except OSError as e:
         raise GpusimError(where, f"cannot read the measurement file: {e.strerror or e}") from None
     with fh:
@@ -180,30 +176,58 @@ def load_csv(path) -> list[Measurement]:
             reader = csv.DictReader(fh)
             header = reader.fieldnames
             if not header:
-                raise GpusimError(where, "empty file: expected a CSV header with the columns "
-                                         f"{', '.join(CSV_COLUMNS)}")
+                raise GpusimError(where, f"empty file: expected a CSV header with the columns {', '.join(columns)}")
             header = [h.strip() for h in header]
             reader.fieldnames = header
-            missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            missing = [c for c in required if c not in header]
             if missing:
                 raise GpusimError(f"{where}:1", f"missing column(s) {', '.join(missing)}; the header has "
-                                                f"{', '.join(header)}; required: {', '.join(REQUIRED_COLUMNS)}")
+                                                f"{', '.join(header)}; required: {', '.join(required)}")
             out = []
             for raw in reader:
                 line = reader.line_num
                 if None in raw:
                     raise GpusimError(f"{where}:{line}", f"{len(header) + len(raw[None])} fields, the header has "
                                                          f"{len(header)}")
-                if all((v or "").strip() == "" for v in raw.values()):
-                    continue
-                out.append(_measurement(_Row(where, line, raw), p.name))
+                if any((v or "").strip() for v in raw.values()):
+                    out.append(_Row(where, line, raw))
         except csv.Error as e:
             raise GpusimError(where, f"not a readable CSV file: {e}") from None
         except UnicodeDecodeError:
             raise GpusimError(where, "not a text CSV file (not UTF-8)") from None
-    if not out:
-        raise GpusimError(where, "no measurement rows after the header")
     return out
+
+
+def load_csv(path) -> list[Measurement]:
+    """The measurements in a CSV file of the schema in validation/README.md (what validation/collect.py writes).
+
+    Required columns: transport, world_size, op, bytes, time_us; the others may be absent or empty. Errors name the
+    file, line and column (``collectives.csv:12:time_us``) and what would be accepted.
+    """
+    out = [_measurement(r, Path(path).name) for r in _rows(path, REQUIRED_COLUMNS, CSV_COLUMNS)]
+    if not out:
+        raise GpusimError(str(path), "no measurement rows after the header")
+    return out
+
+
+#: Columns of the copy-bandwidth CSV of ``validation/collect.py --copy-bw`` (validation/README.md).
+COPY_COLUMNS: tuple[str, ...] = ("machine", "kind", "src", "dst", "bytes", "time_us", "time_us_min", "time_us_max",
+                                 "GBps", "trials", "iters", "pinned", "peer_access")
+
+
+def local_copy_Bps(path) -> float:
+    """A GPU's device-local copy rate (bytes copied per second) from a copy-bandwidth CSV of
+    ``validation/collect.py --copy-bw``: the median of its ``d2d_local`` rows at their largest size, where a copy
+    is long enough for its launch not to count. NCCL's own-chunk pass over NVLink runs at this rate
+    (cost_model.own_chunk_rates)."""
+    rows = [r for r in _rows(path, ("kind", "bytes", "GBps"), COPY_COLUMNS) if r.text("kind") == "d2d_local"]
+    if not rows:
+        raise GpusimError(str(path), "no d2d_local row: expected the copy-bandwidth CSV of "
+                                     "validation/collect.py --copy-bw (kind d2d_local: a copy within one GPU)")
+    largest = max(r.int_("bytes", 1, required=True) for r in rows)
+    rates = sorted(r.float_("GBps", positive=True, required=True) for r in rows if r.int_("bytes", 1) == largest)
+    mid = len(rates) // 2
+    return 1e9 * (rates[mid] if len(rates) % 2 else (rates[mid - 1] + rates[mid]) / 2)
 
 
 def _measurement(r: _Row, name: str) -> Measurement:

@@ -38,8 +38,23 @@ def add_parser(sub):
     p.add_argument("--gpus", default="2..8", metavar="LO..HI", help="GPU counts the preset accepts (default 2..8)")
     p.add_argument("--nccl-tests-transport", default=None, metavar="T",
                    help="transport of nccl-tests logs, which do not record it (default: --transport)")
+    p.add_argument("--local-copy", default=None, metavar="RATE|COPY.csv",
+                   help="nvlink: the GPU's local copy rate, which sets NCCL's own-chunk pass (e.g. 1.6TB/s, or the "
+                        "copy-bandwidth CSV of validation/collect.py --copy-bw; default: the H200's 2.11 TB/s)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     return p
+
+
+def local_copy(text: str | None) -> float | None:
+    """The local copy rate named by ``--local-copy``: a rate such as 1.6TB/s, or a copy-bandwidth CSV to read it
+    from."""
+    if text is None:
+        return None
+    if Path(text).suffix.lower() == ".csv":
+        from gpusim.calibration import measurements
+        return measurements.local_copy_Bps(text)
+    from gpusim import units
+    return units.bandwidth(text, "--local-copy", allow_zero=False)
 
 
 def _ints(text: str, path: str) -> tuple[int, ...]:
@@ -102,6 +117,7 @@ def run(args) -> int:
     out = Path(args.output)
     if out.suffix not in (".yaml", ".yml"):
         raise GpusimError("--output", f"expected a .yaml file name, got '{args.output}'")
+    copy_Bps = local_copy(args.local_copy)
     data = read_data(args.data, args.nccl_tests_transport or args.transport)
     have = sorted({m.transport for m in data})
     name = args.transport
@@ -109,9 +125,13 @@ def run(args) -> int:
         if len(have) != 1:
             raise GpusimError("--transport", f"the data holds transports {', '.join(have) or 'none'}; pick one")
         name = have[0]
+    fit.with_local_copy(fit.transport(name, "--transport"), copy_Bps, "--local-copy")
     result = fit.fit(data, name, train_ws, held_ws, protocol_sets=protocol_sets, data_files=args.data,
-                     fit_date=datetime.date.today().isoformat(), gpus_range=gpus)
+                     fit_date=datetime.date.today().isoformat(), gpus_range=gpus, local_copy_Bps=copy_Bps)
     preset = replace(result.preset, name=out.stem)
+    if copy_Bps is not None:
+        preset = replace(preset, provenance={**preset.provenance, "local_copy": f"{copy_Bps / 1e9:.6g} GB/s "
+                                                                               f"({args.local_copy})"})
     preset_file.write(preset, out)
     if args.format == "json":
         print(json.dumps({"transport": name, "preset": str(out), "values": result.values,

@@ -260,6 +260,22 @@ def test_copy_bandwidth_file():
     assert gbps[("d2d_bidir", "cuda:0", "cuda:1", GiB)] > gbps[("d2d_peer", "cuda:0", "cuda:1", GiB)]
 
 
+def test_local_copy_rate_is_the_median_d2d_local_at_the_largest_size(tmp_path):
+    """What `gpusim calibrate --local-copy COPY.csv` reads: a long copy's rate, where the launch does not count."""
+    assert M.local_copy_Bps(DATA / "extra" / "copy_bandwidth.csv") == pytest.approx(2114.101e9)
+    f = tmp_path / "copy.csv"
+    f.write_text(",".join(M.COPY_COLUMNS) + "\n" + "".join(
+        f"m,{kind},cuda:{g},cuda:{g},{size},1,1,1,{gbps},3,10,0,\n"
+        for kind, g, size, gbps in (("d2d_local", 0, MiB, 100), ("d2d_local", 0, GiB, 1500), ("d2d_local", 1, GiB, 1700),
+                                    ("d2d_peer", 0, GiB, 400), ("d2d_local", 2, GiB, 1600))))
+    assert M.local_copy_Bps(f) == pytest.approx(1600e9)
+    f.write_text(",".join(M.COPY_COLUMNS) + "\nm,h2d,host,cuda:0,1024,1,1,1,50,3,10,1,\n")
+    with pytest.raises(GpusimError, match="no d2d_local row"):
+        M.local_copy_Bps(f)
+    with pytest.raises(GpusimError, match="missing column.*kind"):
+        M.local_copy_Bps(DATA / "collectives.csv")
+
+
 def test_harness_writes_the_schema_the_loader_reads():
     """validation/collect.py (stdlib-only at import) writes the loader's columns, less 'source', and the same busbw
     factors."""

@@ -225,6 +225,25 @@ def test_calibrate_reads_nccl_tests_output(tmp_path):
     assert p.provenance["train"]["median_rel_error"] < 0.10
 
 
+def test_calibrate_takes_another_gpus_local_copy_rate(tmp_path):
+    """On another GPU (an 8-GPU A100's nccl-tests log), NVLink's own-chunk pass runs at that GPU's local copy rate,
+    given as a rate or as collect.py's copy-bandwidth CSV; all_gather's own-input copy keeps the H200's ratio."""
+    from gpusim.calibration import nccl_tests
+    from gpusim.collectives.cost_model import own_chunk_rates
+    log = ROOT / "tests" / "fixtures" / "nccl_tests" / "all_gather_perf_dgx-a100_2021.log"
+    n = str(nccl_tests.load(log, transport="nvlink")[0].world_size)
+    for given, rate in (("0.8TB/s", 0.8e12), (str(DATA_DIR / "extra" / "copy_bandwidth.csv"), 2114.101e9)):
+        out = tmp_path / "a100.yaml"
+        rc, text = _run(["calibrate", str(log), "--transport", "nvlink", "--train-world-sizes", n,
+                         "--local-copy", given, "-o", str(out)])
+        p = preset_file.read(out)
+        assert rc == 0 and p.model["own_chunk_Bps"] == pytest.approx(
+            own_chunk_rates(rate, rate * fit.H200_OWN_COPY_Bps / fit.H200_LOCAL_COPY_Bps), rel=1e-5)
+        assert p.provenance["local_copy"].endswith(f"({given})")
+    all_gather = preset_file.read(out).model["own_chunk_Bps"]["all_gather"]     # a local copy, then the own input
+    assert all_gather == pytest.approx(1 / (1 / 2114.101e9 + 1 / (2114.101e9 * 3.3 / 2.11)), rel=1e-4)
+
+
 def test_validate_command_writes_table_json_and_figure(tmp_path):
     """One transport's rows of run 1, so one figure: exit 0, the table on stdout, JSON with every call, a PNG."""
     sock = tmp_path / "socket.csv"
@@ -257,6 +276,12 @@ def test_validate_default_data_json_only(tmp_path):
     (["calibrate", str(DATA), "--transport", "socket", "-o", "x.txt"], "expected a .yaml file name"),
     (["calibrate", str(DATA), "--transport", "socket", "--train-world-sizes", "8", "-o", "x.yaml"],
      "the data has world sizes [2, 4]"),
+    (["calibrate", str(DATA), "--transport", "socket", "--local-copy", "2TB/s", "-o", "x.yaml"],
+     "--local-copy: the socket transport has no own-chunk pass"),
+    (["calibrate", str(DATA), "--transport", "nvlink", "--local-copy", "2TB", "-o", "x.yaml"],
+     "unknown bandwidth unit 'TB'"),
+    (["calibrate", str(DATA), "--transport", "nvlink", "--local-copy", "no.csv", "-o", "x.yaml"],
+     "no.csv: cannot read"),
     (["validate", "--preset", "nvlink", "-o", "out"], "expected TRANSPORT=PRESET"),
     (["validate", "--preset", "nvlink=no-such-preset", "--no-figures", "-o", "out"], "no preset 'no-such-preset'"),
 ])
