@@ -16,7 +16,8 @@ def add_parser(sub):
                        description="Simulate one collective over a range of sizes (nccl-tests semantics: sizes of "
                                    "all_gather/reduce_scatter are the total buffer, all_to_all the per-rank buffer; "
                                    "GB/s = 1e9 B/s).")
-    p.add_argument("--cluster", required=True, help="preset name or name:key=value,... (see `gpusim presets`)")
+    p.add_argument("--cluster", required=True, help="preset name or name:key=value,... (see `gpusim presets`), "
+                                                    "or a calibrated preset file (my-node.yaml:gpus=8)")
     p.add_argument("--ranks", type=int, default=None, help="number of ranks (default: every GPU of the cluster)")
     p.add_argument("--op", required=True, help="all_reduce, all_gather, reduce_scatter, broadcast, reduce, all_to_all, sendrecv")
     p.add_argument("--min-bytes", default="8", help="smallest size, bytes or with unit (default 8)")
