@@ -11,7 +11,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from gpusim.calibration import fit, preset_file
+from gpusim.calibration import fit, preset_file, transports
 from gpusim.errors import GpusimError
 
 
@@ -27,7 +27,7 @@ def add_parser(sub):
     p.add_argument("-o", "--output", required=True, metavar="PRESET.yaml",
                    help="calibrated preset to write; its file name (without .yaml) is the preset name")
     p.add_argument("--transport", default=None,
-                   help=f"{', '.join(fit.TRANSPORTS)} (default: the only one in the data)")
+                   help=f"{', '.join(transports.TRANSPORTS)} (default: the only one in the data)")
     p.add_argument("--train-world-sizes", default="4", metavar="N[,N...]",
                    help="world sizes to fit on (default 4)")
     p.add_argument("--holdout", default=None, metavar="N[,N...]",
@@ -113,7 +113,7 @@ def run(args) -> int:
     gpus = _range(args.gpus, "--gpus")
     protocol_sets = _protocol_sets(args.protocols)
     if args.transport is not None:
-        fit.transport(args.transport, "--transport")
+        transports.transport(args.transport, "--transport")
     out = Path(args.output)
     if out.suffix not in (".yaml", ".yml"):
         raise GpusimError("--output", f"expected a .yaml file name, got '{args.output}'")
@@ -125,7 +125,7 @@ def run(args) -> int:
         if len(have) != 1:
             raise GpusimError("--transport", f"the data holds transports {', '.join(have) or 'none'}; pick one")
         name = have[0]
-    fit.with_local_copy(fit.transport(name, "--transport"), copy_Bps, "--local-copy")
+    transports.with_local_copy(transports.transport(name, "--transport"), copy_Bps, "--local-copy")
     result = fit.fit(data, name, train_ws, held_ws, protocol_sets=protocol_sets, data_files=args.data,
                      fit_date=datetime.date.today().isoformat(), gpus_range=gpus, local_copy_Bps=copy_Bps)
     preset = replace(result.preset, name=out.stem)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gpusim import presets
-from gpusim.calibration import fit
+from gpusim.calibration import fit, transports
 from gpusim.cli.calibrate_cmd import read_data
 from gpusim.errors import GpusimError
 from gpusim.report import validation as report
@@ -48,7 +48,7 @@ def _preset_choice(specs: list[str]) -> dict[str, str]:
         t, eq, p = item.partition("=")
         if not eq or not p:
             raise GpusimError("--preset", f"expected TRANSPORT=PRESET such as nvlink=h200-nvlink, got {item!r}")
-        fit.transport(t.strip(), "--preset")
+        transports.transport(t.strip(), "--preset")
         out[t.strip()] = p.strip()
     return out
 
@@ -61,15 +61,15 @@ def run(args) -> int:
     chosen = _preset_choice(args.preset)
     files = [Path(f) for f in args.data] if args.data else _default_data()
     data = read_data(files)
-    transports = sorted({m.transport for m in data})
-    if not transports:
+    measured = sorted({m.transport for m in data})
+    if not measured:
         raise GpusimError("DATA", "no measurement rows in the data")
     out = Path(args.output)
     points, groups, summary, used = [], [], {}, {}
-    for t in transports:
-        if t not in fit.TRANSPORTS:
-            raise GpusimError("DATA", f"transport '{t}' has no model; known: {', '.join(fit.TRANSPORTS)}")
-        spec = chosen.get(t, fit.TRANSPORTS[t].preset)
+    for t in measured:
+        if t not in transports.TRANSPORTS:
+            raise GpusimError("DATA", f"transport '{t}' has no model; known: {', '.join(transports.TRANSPORTS)}")
+        spec = chosen.get(t, transports.TRANSPORTS[t].preset)
         if not presets.is_preset_file(spec) and spec not in presets.names():
             raise GpusimError("--preset", f"no preset '{spec}' for transport '{t}'; run gpusim calibrate first")
         rows, skipped = fit.rows_from(data, t)
@@ -98,7 +98,7 @@ def run(args) -> int:
                   f"p90 {b['p90_rel_error']:>6.1%}")
     written = [report.write_json(out / "validation.json", [str(f) for f in files], used, groups, summary, points)]
     if not args.no_figures:
-        for t in transports:
+        for t in measured:
             written.append(report.busbw_figure(t, used[t], points, out / f"busbw_{t}.png"))
     print(f"wrote {', '.join(str(w) for w in written)}")
     return 0

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from gpusim.calibration import fit
+from gpusim.calibration import fit, transports
 from gpusim.collectives.run import Collectives
 from gpusim.engine.fabric import Fabric
 from gpusim.errors import GpusimError
@@ -16,7 +16,7 @@ OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", 
 
 def synthetic(transport, values, world_sizes=(2, 4), protocols=None, step=4):
     """Measurement records whose times the simulator itself produced with ``values`` (sizes 8 B .. 4 GiB)."""
-    preset = fit.TRANSPORTS[transport].calibrated(values, protocols)
+    preset = transports.TRANSPORTS[transport].calibrated(values, protocols)
     records = []
     for n in world_sizes:
         for algo, proto in VARIANTS:
@@ -57,7 +57,7 @@ def test_fast_evaluator_equals_collectives_estimate(transport):
     values = TRUTH[transport]
     records = synthetic(transport, values, world_sizes=(4,), step=3)
     rows, _ = fit.rows_from(records)
-    tr = fit.TRANSPORTS[transport]
+    tr = transports.TRANSPORTS[transport]
     ev = fit.Evaluator(tr, rows)
     other = {**values, **OTHER[transport]}
     ev.compile(ev.choices(other, tr.protocols), other)

@@ -6,18 +6,18 @@ import pytest
 import yaml
 
 from gpusim import presets
-from gpusim.calibration import fit, preset_file
+from gpusim.calibration import preset_file, transports
 from gpusim.errors import GpusimError
 from gpusim.topology.graph import capacity_Bps, gpus
 
 VALUES = {"step_latency_scale.LL": 1.25, "base_latency_scale.Simple": 0.5, "nvlink4.efficiency": 0.66,
           "payload_efficiency.LL": 0.4, "op_bandwidth_scale.sendrecv": 0.9, "p2p_channel_Bps": 19.5e9}
-OWN = fit.TRANSPORTS["nvlink"].own_chunk      # fixed from measured copies, written with the fitted values
+OWN = transports.TRANSPORTS["nvlink"].own_chunk      # fixed from measured copies, written with the fitted values
 
 
 @pytest.fixture
 def nvlink_file(tmp_path):
-    preset = fit.TRANSPORTS["nvlink"].calibrated(VALUES, ("LL", "Simple"), {"fit_date": "2025-01-01",
+    preset = transports.TRANSPORTS["nvlink"].calibrated(VALUES, ("LL", "Simple"), {"fit_date": "2025-01-01",
                                                                               "heldout": {"median_rel_error": 0.07}})
     return preset_file.write(preset, tmp_path / "my-h200.yaml")
 
@@ -134,7 +134,7 @@ def test_unreadable_yaml_names_the_line(tmp_path):
 
 def test_builder_arguments_with_units(tmp_path):
     """A builder argument named *_Bps is written without the suffix and with a unit, and read back in SI."""
-    tr = fit.TRANSPORTS["socket"]
+    tr = transports.TRANSPORTS["socket"]
     preset = tr.calibrated({})
     preset.arguments["nic_rate_Bps"] = 12.5e9
     path = preset_file.write(preset, tmp_path / "sock.yaml")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from gpusim import presets
-from gpusim.calibration import fit, measurements, preset_file
+from gpusim.calibration import fit, measurements, preset_file, transports
 from gpusim.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,15 +120,15 @@ def test_own_chunk_rates_come_from_the_measured_copies():
     with open(DATA_DIR / "extra" / "copy_bandwidth.csv") as fh:
         local = [float(r["GBps"]) * 1e9 for r in csv.DictReader(fh) if r["kind"] == "d2d_local" and
                  int(r["bytes"]) == 1 << 30]
-    assert local and fit.H200_LOCAL_COPY_Bps == pytest.approx(statistics.median(local), rel=0.005)
+    assert local and transports.H200_LOCAL_COPY_Bps == pytest.approx(statistics.median(local), rel=0.005)
     probe = DATA_DIR / "extra" / "probe_in_place"
     t = {name: {(m.world_size, m.size_bytes): m.time_s for m in measurements.load_csv(probe / f"{name}.csv")
                 if m.op == "all_gather"} for name in ("in_place", "out_of_place")}
     own = [s / n / (t["out_of_place"][(n, s)] - t["in_place"][(n, s)])
            for n in (2, 4) for s in (1 << 30, 2 << 30, 4 << 30)]
-    assert fit.H200_OWN_COPY_Bps == pytest.approx(statistics.median(own), rel=0.02)
+    assert transports.H200_OWN_COPY_Bps == pytest.approx(statistics.median(own), rel=0.02)
     nv = preset_file.read(presets.calibrated()["h200-nvlink"])
-    want = own_chunk_rates(fit.H200_LOCAL_COPY_Bps, fit.H200_OWN_COPY_Bps)
+    want = own_chunk_rates(transports.H200_LOCAL_COPY_Bps, transports.H200_OWN_COPY_Bps)
     assert nv.model["own_chunk_Bps"] == pytest.approx(want, rel=1e-5)
 
 
@@ -238,7 +238,7 @@ def test_calibrate_takes_another_gpus_local_copy_rate(tmp_path):
                          "--local-copy", given, "-o", str(out)])
         p = preset_file.read(out)
         assert rc == 0 and p.model["own_chunk_Bps"] == pytest.approx(
-            own_chunk_rates(rate, rate * fit.H200_OWN_COPY_Bps / fit.H200_LOCAL_COPY_Bps), rel=1e-5)
+            own_chunk_rates(rate, rate * transports.H200_OWN_COPY_Bps / transports.H200_LOCAL_COPY_Bps), rel=1e-5)
         assert p.provenance["local_copy"].endswith(f"({given})")
     all_gather = preset_file.read(out).model["own_chunk_Bps"]["all_gather"]     # a local copy, then the own input
     assert all_gather == pytest.approx(1 / (1 / 2114.101e9 + 1 / (2114.101e9 * 3.3 / 2.11)), rel=1e-4)

@@ -1,0 +1,202 @@
+"""How each NCCL transport is modelled for calibration: the topology builder and its arguments, what NCCL logged
+about it (channels, p2p channels, protocols), the constants taken from measurements rather than fitted (with their
+sources), and the free parameters :mod:`gpusim.calibration.fit` fits, each with its first guess, bounds and prior.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from gpusim.calibration.preset_file import CalibratedPreset
+from gpusim.collectives.cost_model import PAYLOAD_EFFICIENCY, PROTOCOLS, own_chunk_rates
+from gpusim.errors import GpusimError, unknown
+
+#: Cost-model fields that map a protocol or an operation to a number; a parameter ``<field>.<key>`` is one entry.
+MODEL_MAPS = ("payload_efficiency", "base_latency_scale", "step_latency_scale", "op_bandwidth_scale", "own_chunk_Bps")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A free parameter: the per-rank call overhead, one entry of a cost-model map (``step_latency_scale.LL``,
+    ``op_bandwidth_scale.all_gather``, ``own_chunk_Bps.all_reduce``) or ``<technology>.<field>`` of a link
+    (``nvlink4.efficiency``)."""
+
+    name: str
+    initial: float
+    low: float
+    high: float
+    unit: str = ""          # how to print it: 'us', 'GB/s' or '' (a plain number)
+    prior: float = 0.0      # width (natural log) of a log-normal prior around ``initial``; 0: none
+
+    @property
+    def entry(self) -> tuple[str, str] | None:
+        """(map, key) for an entry of a cost-model map, else None."""
+        head, _, tail = self.name.partition(".")
+        return (head, tail) if head in MODEL_MAPS else None
+
+    @property
+    def link(self) -> tuple[str, str] | None:
+        if "." not in self.name or self.entry:
+            return None
+        techname, fieldname = self.name.split(".", 1)
+        return techname, fieldname
+
+    def show(self, value: float) -> str:
+        if self.unit == "us":
+            return f"{value * 1e6:.3f} us"
+        if self.unit == "GB/s":
+            return f"{value / 1e9:.3f} GB/s"
+        return f"{value:.4g}"
+
+
+#: Latency scales of the cost model (per protocol): every flow latency is affine in them.
+LATENCY_TERMS = ("base_latency_scale", "step_latency_scale")
+# not fitted by the shipped transports: on NCCL C-API launches it went to ~0.1 us and traded off against the
+# per-step latencies; on eager torch.distributed launches it carried the framework's 20-55 us per call
+PER_RANK = Param("call_overhead_per_rank_s", 1e-6, 1e-9, 1e-3, "us")
+PRIOR_WIDTH = 1.0
+LATENCY_SCALES = tuple(Param(f"{term}.{proto}", 1.0, 1e-3, 1e2, prior=PRIOR_WIDTH)
+                       for term in LATENCY_TERMS for proto in PROTOCOLS)
+LL_EFFICIENCY = Param("payload_efficiency.LL", PAYLOAD_EFFICIENCY["LL"], 0.01, 1.0, prior=PRIOR_WIDTH)
+LL128_EFFICIENCY = Param("payload_efficiency.LL128", PAYLOAD_EFFICIENCY["LL128"], 0.01, 1.0, prior=PRIOR_WIDTH)
+# all_reduce's rate is the link's (fitted efficiency); the others' relative to it
+OP_SCALES = tuple(Param(f"op_bandwidth_scale.{op}", 1.0, 0.25, 4.0, prior=PRIOR_WIDTH)
+                  for op in ("all_gather", "reduce_scatter", "broadcast", "all_to_all", "sendrecv"))
+_COMMON = (*LATENCY_SCALES, LL_EFFICIENCY, LL128_EFFICIENCY, *OP_SCALES)
+# Over NVLink, one-way transfers (broadcast, sendrecv) reach 360-366 GB/s busbw at 4 GiB on 2 and on 4 ranks, but
+# ring collectives are slower on 2 ranks than on 4 (all_gather 304 vs 345, all_reduce 348 vs 361): each rank also
+# passes its own chunk, S/n, through its kernel outside the pipelined transfer (the last step's copy out of NCCL's
+# buffer, cost_model.own_chunk_rates), which costs less per byte sent as n grows. The pass is not fitted: on 4 ranks
+# it is under 2 % of a ring's time and a fit lets it wander (all_reduce's went to 5 PB/s and mispredicted 2 ranks
+# by 12 %). Its rates come from measured copies instead: the H200 copies 2.11 TB/s locally (1 GiB,
+# validation/data/h200/extra/copy_bandwidth.csv), and out-of-place all_gather took as long as in place plus a pass
+# over S/n at 3.3 TB/s (median at 1-4 GiB on 2 and 4 ranks, extra/probe_in_place).
+H200_LOCAL_COPY_Bps = 2.11e12
+H200_OWN_COPY_Bps = 3.3e12
+# NVLink sendrecv on 3 and 4 ranks ran at half its 2-rank rate from 8 to 128 MiB and equal from 256 MiB: NCCL gives
+# a send 8 channels there (16 on 2 ranks, 16 at 256 MiB, 32 from 512 MiB, nccl_model.p2p_channels), and a channel
+# moves ~19 GB/s (2 ranks, 256 MiB: 303 GB/s busbw on 16 channels; 4 ranks, 16-128 MiB: 135-161 GB/s on 8). Over
+# SHM a send to one of 3 or 4 peers gets 1 channel up to 4 MiB; over sockets 2 channels never bind (not fitted).
+P2P_CHANNEL = Param("p2p_channel_Bps", 20e9, 1e9, 1e13, "GB/s")
+_NVLINK_OP_SCALES = tuple(p for p in OP_SCALES if p.name == "op_bandwidth_scale.sendrecv")
+
+
+def _gpu_io(initial_Bps: float) -> tuple[dict, Param]:
+    """A GPU's send + receive budget (technology gpu_io): starts at about 1.5x one direction's capacity, where it
+    just binds two-way traffic, so the data decide whether one direction slows the other (one-way broadcast vs
+    two-way rings) or the budget rises out of the way."""
+    return {"gpu_io_Bps": initial_Bps}, Param("gpu_io.bandwidth_Bps", initial_Bps, 1e9, 1e14, "GB/s")
+
+
+# Sockets: a 2-rank broadcast (one way) ran at 4.5-6.4 GB/s where two-way rings ran at ~3.5 GB/s each way
+# (validation/data/h200), the loopback TCP stack's CPU work being shared by both directions. SHM: a 2-rank
+# broadcast moved 49.5 GB/s one way, a 2-rank all_gather 25 + 25 GB/s both ways, so the copies in and out of a GPU
+# share ~50 GB/s. On NVLink a fitted budget rose out of the way (no row depended on it).
+_SOCKET_IO = _gpu_io(7e9)
+_SHM_IO = _gpu_io(60e9)
+
+
+@dataclass(frozen=True)
+class Transport:
+    """How one NCCL transport is modelled: topology builder and arguments, fixed link overrides, channels, the
+    protocols NCCL's tuner enables on it, and the free parameters."""
+
+    name: str
+    preset: str
+    description: str
+    builder: str
+    arguments: dict
+    gpus_argument: str
+    channels: int
+    protocols: tuple[str, ...]
+    params: tuple[Param, ...]
+    p2p: tuple[int, int, int]                     # NCCL's p2pnChannels, p2pnChannelsPerPeer, p2pChunkSize
+    links: dict = field(default_factory=dict)     # fixed link overrides (technology -> fields)
+    own_chunk: dict = field(default_factory=dict)   # fixed own-chunk pass rates (op -> B/s), from measured copies
+
+    def fixed_model(self) -> dict:
+        """Cost-model fields NCCL logged for this transport (not fitted)."""
+        return {"arch": "hopper", "channels": self.channels, "p2p_channels": self.p2p[0],
+                "p2p_channels_per_peer": self.p2p[1], "p2p_chunk_bytes": self.p2p[2]}
+
+    def calibrated(self, values: dict, protocols=None, provenance: dict | None = None,
+                   gpus: tuple[int, int, int] = (4, 2, 8)) -> CalibratedPreset:
+        """The calibrated preset for parameter ``values`` (missing ones at their initial guess)."""
+        links: dict = {t: dict(f) for t, f in self.links.items()}
+        model = {**self.fixed_model(), "allowed_protocols": tuple(self.protocols if protocols is None else protocols)}
+        if self.own_chunk:
+            model["own_chunk_Bps"] = dict(self.own_chunk)
+        for p in self.params:
+            v = values.get(p.name, p.initial)
+            if p.link:
+                techname, fieldname = p.link
+                links.setdefault(techname, {})[fieldname] = v
+            elif p.entry:
+                group, key = p.entry
+                model.setdefault(group, dict(PAYLOAD_EFFICIENCY) if group == "payload_efficiency" else {})[key] = v
+            else:
+                model[p.name] = v
+        default, lo, hi = gpus
+        return CalibratedPreset(self.preset, self.description, self.name, self.builder, self.gpus_argument,
+                                dict(self.arguments), default, lo, hi, links, model, dict(provenance or {}))
+
+
+TRANSPORTS: dict[str, Transport] = {
+    # Measured with NCCL 2.28 on 2 and 4 H200 (validation/data/h200/nccl_info.txt): 24 channels over NVLink
+    # ("Channel 00/24"), 4 over SHM, 2 over sockets; p2p channels, per peer and chunk 32, 32, 512 KiB over NVLink,
+    # 4, 2, 128 KiB over SHM, 2, 2, 128 KiB over sockets ("32 p2p channels, 32 p2p channels per peer", "P2P
+    # Chunksize set to 524288"); NCCL's tuning tables give LL128 zero bandwidth over SHM and sockets (it is enabled
+    # on NVLink only), so the tuner here may pick LL128 on NVLink only.
+    "nvlink": Transport(
+        "nvlink", "h200-nvlink", "H200 SXM on NVSwitch (18 NVLink4 links each), NCCL P2P over NVLink",
+        "nvswitch_server", {"nvlink": "nvlink4", "nvlinks": 18, "pcie": "pcie5"}, "gpus", 24, PROTOCOLS,
+        (*LATENCY_SCALES, LL_EFFICIENCY, LL128_EFFICIENCY, *_NVLINK_OP_SCALES,
+         Param("nvlink4.efficiency", 20.6 / 25.0, 0.02, 1.0), P2P_CHANNEL), (32, 32, 512 * 1024),
+        own_chunk=own_chunk_rates(H200_LOCAL_COPY_Bps, H200_OWN_COPY_Bps)),
+    # Each GPU on its own PCIe 5.0 x16 to the host (the VM shows no PCIe switch): pairs sharing a switch uplink
+    # predicted a 4-rank broadcast chain at half the 2-rank rate where it ran at 0.7x; the limit is each GPU's
+    # send + receive budget. Host memory is shared by all GPUs' staging: 4-rank rings slow down as channels
+    # multiply (extra/probe_shm_channels) and four GPUs' copy engines moved 158 GB/s where two moved 145
+    # (extra/probe_host_and_channels). Its capacity is set to the most SHM payload a 4-rank call moved through it,
+    # all_to_all at 1 GiB (4 x 30 GB/s, runs 1 and 2): it binds on no call on 2-4 ranks (a fit without the per-GPU
+    # budget puts it at 110 GB/s) but caps 8 GPUs' traffic, which under the builder's 200 GB/s guess only the
+    # per-GPU budget would limit.
+    "pcie_shm": Transport(
+        "pcie_shm", "h200-pcie-shm", "H200 with peer-to-peer off (NCCL_P2P_DISABLE=1): NCCL's SHM transport "
+        "stages copies in host memory, each GPU on its own PCIe 5.0 x16",
+        "pcie_box", {"pcie": "pcie5", "lanes": 16, "p2p": False, "pcie_switch": False, **_SHM_IO[0]}, "gpus", 4,
+        ("LL", "Simple"),
+        (*_COMMON, Param("pcie5.efficiency", 0.8, 0.02, 1.0), _SHM_IO[1], P2P_CHANNEL), (4, 2, 128 * 1024),
+        links={"memory": {"bandwidth_Bps": 120e9}}),
+    "socket": Transport(
+        "socket", "h200-socket", "H200, one process per GPU talking over NCCL's TCP socket transport on loopback "
+        "(each GPU a node with one NIC on one switch)",
+        "cluster", {"gpus_per_server": 1, "server": "pcie", "nics": "per_server", "network": "ethernet",
+                    "fabric": "single_switch", **_SOCKET_IO[0]}, "servers", 2, ("LL", "Simple"),
+        # the wire starts out of the way (loopback copies, not a cable): on 4-rank data alone a wire limit and the
+        # per-GPU budget fit rings equally well, and only the budget also explains one-way broadcasts on 2 ranks
+        (*_COMMON, _SOCKET_IO[1], Param("ethernet.bandwidth_Bps", 20e9, 1e7, 1e12, "GB/s")), (2, 2, 128 * 1024)),
+}
+
+
+def transport(name: str, path: str = "transport") -> Transport:
+    """The modelled transport ``name``; an unknown one is an error naming ``path``."""
+    if name not in TRANSPORTS:
+        raise unknown(path, name, TRANSPORTS, "transport")
+    return TRANSPORTS[name]
+
+
+def with_local_copy(tr: Transport, local_copy_Bps: float | None, path: str = "local_copy_Bps") -> Transport:
+    """``tr`` with its own-chunk pass rates derived from another GPU's local copy rate (bytes copied per second,
+    ``measurements.local_copy_Bps``), the all_gather own-input copy keeping the H200's measured ratio to it;
+    ``None`` keeps the H200's. Only a transport with an own-chunk pass (nvlink) takes one."""
+    if local_copy_Bps is None:
+        return tr
+    if not tr.own_chunk:
+        raise GpusimError(path, f"the {tr.name} transport has no own-chunk pass to set (only "
+                                f"{', '.join(t for t, x in TRANSPORTS.items() if x.own_chunk)} has one)")
+    if isinstance(local_copy_Bps, bool) or not isinstance(local_copy_Bps, (int, float)) or \
+            not (math.isfinite(local_copy_Bps) and local_copy_Bps > 0):
+        raise GpusimError(path, f"expected a positive copy rate in bytes/s, got {local_copy_Bps!r}")
+    own_copy = local_copy_Bps * H200_OWN_COPY_Bps / H200_LOCAL_COPY_Bps
+    return replace(tr, own_chunk=own_chunk_rates(local_copy_Bps, own_copy))
