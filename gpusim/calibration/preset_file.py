@@ -305,9 +305,12 @@ def _check_keys(d: dict, allowed, prefix: str, what: str) -> None:
 def parse(doc, name: str, where: str) -> CalibratedPreset:
     """A :class:`CalibratedPreset` from the parsed YAML mapping ``doc``; ``where`` prefixes error paths."""
     doc = _mapping(doc, where)
+    if "format" not in doc:
+        raise GpusimError(f"{where}:format", f"missing: not a calibrated preset (written by gpusim calibrate, it "
+                                             f"starts with format: {FORMAT})")
     _check_keys(doc, _TOP_KEYS, where + ":", "top-level key")
     p = lambda key: f"{where}:{key}"  # noqa: E731
-    for key in ("format", "topology", "gpus", "cost_model"):
+    for key in ("topology", "gpus", "cost_model"):
         if key not in doc:
             raise GpusimError(p(key), "missing (a calibrated preset needs format, topology, gpus and cost_model)")
     if doc["format"] != FORMAT:

@@ -111,6 +111,7 @@ def _set(doc, dotted, value):
     ("topology.arguments.gpus", 4, "topology.arguments.gpus", "set by gpus.default"),
     ("gpus.default", 12, "gpus.default", "2..8"),
     ("format", "gpusim-calibrated-preset/9", "format", "expected 'gpusim-calibrated-preset/1'"),
+    ("format", KeyError, "format", "not a calibrated preset"),
     ("cost_model", KeyError, "cost_model", "missing"),
     ("colour", "blue", "colour", "unknown top-level key"),
 ])
