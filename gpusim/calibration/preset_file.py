@@ -153,6 +153,9 @@ _MODEL_FIELDS = {
     "p2p_channel": ("p2p_channel_Bps", lambda v, path: units.bandwidth(v, path, allow_zero=False),
                     lambda x: f"{x / 1e9:.6g} GB/s"),
     "allowed_protocols": ("allowed_protocols", _protocols, list),
+    "graph_channels": ("graph_channels", lambda v, p: _int(v, p, 1, 64), int),
+    "graph_bw": ("graph_bw_Bps", lambda v, path: units.bandwidth(v, path, allow_zero=False),
+                 lambda x: f"{x / 1e9:.6g} GB/s"),
 }
 
 

@@ -113,11 +113,13 @@ class Transport:
     p2p: tuple[int, int, int]                     # NCCL's p2pnChannels, p2pnChannelsPerPeer, p2pChunkSize
     links: dict = field(default_factory=dict)     # fixed link overrides (technology -> fields)
     own_chunk: dict = field(default_factory=dict)   # fixed own-chunk pass rates (op -> B/s), from measured copies
+    graph: tuple[int, float] | None = None          # NCCL's ring graph: nChannels and bw per channel (B/s)
 
     def fixed_model(self) -> dict:
         """Cost-model fields NCCL logged for this transport (not fitted)."""
+        graph = {} if self.graph is None else {"graph_channels": self.graph[0], "graph_bw_Bps": self.graph[1]}
         return {"arch": "hopper", "channels": self.channels, "p2p_channels": self.p2p[0],
-                "p2p_channels_per_peer": self.p2p[1], "p2p_chunk_bytes": self.p2p[2]}
+                "p2p_channels_per_peer": self.p2p[1], "p2p_chunk_bytes": self.p2p[2], **graph}
 
     def calibrated(self, values: dict, protocols=None, provenance: dict | None = None,
                    gpus: tuple[int, int, int] = (4, 2, 8)) -> CalibratedPreset:
@@ -146,13 +148,18 @@ TRANSPORTS: dict[str, Transport] = {
     # ("Channel 00/24"), 4 over SHM, 2 over sockets; p2p channels, per peer and chunk 32, 32, 512 KiB over NVLink,
     # 4, 2, 128 KiB over SHM, 2, 2, 128 KiB over sockets ("32 p2p channels, 32 p2p channels per peer", "P2P
     # Chunksize set to 524288"); NCCL's tuning tables give LL128 zero bandwidth over SHM and sockets (it is enabled
-    # on NVLink only), so the tuner here may pick LL128 on NVLink only.
+    # on NVLink only), so the tuner here may pick LL128 on NVLink only. NCCL's tuner decides with the ring graph its
+    # topology search reported ("Pattern 4, crossNic 0, nChannels 12, bw 30.000000/30.000000" over NVLink, 2 x 20
+    # GB/s over SHM, 1 x 1.2 GB/s over sockets, 2 and 4 ranks alike): given those, the tuner here reproduces NCCL's
+    # logged ring tuning tables (latency and bandwidth of every protocol), where the fitted links would have told it
+    # 343 GB/s instead of 360 over NVLink and 5.7 GB/s instead of 1.2 over sockets (switching a socket all_reduce
+    # from LL to Simple at 128 KiB where NCCL switched at 64 KiB).
     "nvlink": Transport(
         "nvlink", "h200-nvlink", "H200 SXM on NVSwitch (18 NVLink4 links each), NCCL P2P over NVLink",
         "nvswitch_server", {"nvlink": "nvlink4", "nvlinks": 18, "pcie": "pcie5"}, "gpus", 24, PROTOCOLS,
         (*LATENCY_SCALES, LL_EFFICIENCY, LL128_EFFICIENCY, *_NVLINK_OP_SCALES,
          Param("nvlink4.efficiency", 20.6 / 25.0, 0.02, 1.0), P2P_CHANNEL), (32, 32, 512 * 1024),
-        own_chunk=own_chunk_rates(H200_LOCAL_COPY_Bps, H200_OWN_COPY_Bps)),
+        own_chunk=own_chunk_rates(H200_LOCAL_COPY_Bps, H200_OWN_COPY_Bps), graph=(12, 30e9)),
     # Each GPU on its own PCIe 5.0 x16 to the host (the VM shows no PCIe switch): pairs sharing a switch uplink
     # predicted a 4-rank broadcast chain at half the 2-rank rate where it ran at 0.7x; the limit is each GPU's
     # send + receive budget. Host memory is shared by all GPUs' staging: 4-rank rings slow down as channels
@@ -167,7 +174,7 @@ TRANSPORTS: dict[str, Transport] = {
         "pcie_box", {"pcie": "pcie5", "lanes": 16, "p2p": False, "pcie_switch": False, **_SHM_IO[0]}, "gpus", 4,
         ("LL", "Simple"),
         (*_COMMON, Param("pcie5.efficiency", 0.8, 0.02, 1.0), _SHM_IO[1], P2P_CHANNEL), (4, 2, 128 * 1024),
-        links={"memory": {"bandwidth_Bps": 120e9}}),
+        links={"memory": {"bandwidth_Bps": 120e9}}, graph=(2, 20e9)),
     "socket": Transport(
         "socket", "h200-socket", "H200, one process per GPU talking over NCCL's TCP socket transport on loopback "
         "(each GPU a node with one NIC on one switch)",
@@ -175,7 +182,8 @@ TRANSPORTS: dict[str, Transport] = {
                     "fabric": "single_switch", **_SOCKET_IO[0]}, "servers", 2, ("LL", "Simple"),
         # the wire starts out of the way (loopback copies, not a cable): on 4-rank data alone a wire limit and the
         # per-GPU budget fit rings equally well, and only the budget also explains one-way broadcasts on 2 ranks
-        (*_COMMON, _SOCKET_IO[1], Param("ethernet.bandwidth_Bps", 20e9, 1e7, 1e12, "GB/s")), (2, 2, 128 * 1024)),
+        (*_COMMON, _SOCKET_IO[1], Param("ethernet.bandwidth_Bps", 20e9, 1e7, 1e12, "GB/s")), (2, 2, 128 * 1024),
+        graph=(1, 1.2e9)),
 }
 
 

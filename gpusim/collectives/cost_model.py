@@ -63,6 +63,9 @@ class CostModel:
     p2p_channel_Bps: float = math.inf       # one p2p channel's rate (one thread block's copy through the transport)
     nvls: bool = False
     allowed_protocols: tuple = PROTOCOLS
+    graph_channels: int | None = None       # the ring graph NCCL's topology search reported (nChannels, bw of
+    graph_bw_Bps: float | None = None       # "Pattern 4 ... nChannels 12, bw 30/30"): what its tuner decides with,
+    #                                         nominal where the links' rates are achieved; None: from the links
 
     @classmethod
     def nccl(cls, arch: str = "hopper", channels: int = 16, call_overhead_s: float = 0.0, **kw) -> "CostModel":
@@ -139,6 +142,16 @@ class CostModel:
             x = getattr(self, name)
             if isinstance(x, bool) or not isinstance(x, int) or x < low:
                 raise GpusimError(f"{path}.{name}", f"expected an integer of at least {low}, got {x!r}")
+        if (self.graph_channels is None) != (self.graph_bw_Bps is None):
+            raise GpusimError(f"{path}.graph_channels", "give both graph_channels and graph_bw_Bps (NCCL's ring "
+                                                        "graph) or neither")
+        if self.graph_channels is not None:
+            if isinstance(self.graph_channels, bool) or not isinstance(self.graph_channels, int) or \
+                    not 1 <= self.graph_channels <= 64:
+                raise GpusimError(f"{path}.graph_channels", f"expected an integer 1..64, got {self.graph_channels!r}")
+            if isinstance(self.graph_bw_Bps, bool) or not isinstance(self.graph_bw_Bps, (int, float)) or \
+                    not 0 < self.graph_bw_Bps < math.inf:
+                raise GpusimError(f"{path}.graph_bw_Bps", f"expected a positive rate, got {self.graph_bw_Bps!r}")
         if not self.p2p_channel_Bps > 0:
             raise GpusimError(f"{path}.p2p_channel_Bps", f"expected a positive rate, got {self.p2p_channel_Bps!r}")
         if not isinstance(self.own_chunk_Bps, dict):

@@ -43,6 +43,8 @@ def test_round_trip_keeps_every_fitted_value(nvlink_file):
         (32, 32, 512 * 1024)
     assert p.model["p2p_channel_Bps"] == pytest.approx(19.5e9)
     assert _doc(nvlink_file)["cost_model"]["p2p_chunk"] == "512 KiB"
+    assert (p.model["graph_channels"], p.model["graph_bw_Bps"]) == (12, 30e9)       # NCCL's logged ring graph
+    assert _doc(nvlink_file)["cost_model"]["graph_bw"] == "30 GB/s"
 
 
 def test_load_builds_the_fitted_topology_and_model(nvlink_file):
@@ -106,6 +108,9 @@ def _set(doc, dotted, value):
     ("cost_model.p2p_channel", "19 GB", "cost_model.p2p_channel", "bandwidth|unit"),
     ("cost_model.launch_floor", "-3 us", "cost_model.launch_floor", "non-negative finite time"),
     ("cost_model.allowed_protocols", ["LL", "LL256"], "cost_model.allowed_protocols[1]", "unknown protocol"),
+    ("cost_model.graph_channels", 0, "cost_model.graph_channels", "1..64"),
+    ("cost_model.graph_bw", "30 GB", "cost_model.graph_bw", "unit"),
+    ("cost_model.graph_bw", KeyError, "cost_model.graph_channels", "both graph_channels and graph_bw"),
     ("topology.builder", "nvswich_server", "topology.builder", "did you mean 'nvswitch_server'"),
     ("topology.arguments.nvlinkss", 18, "topology.arguments.nvlinkss", "did you mean 'nvlinks'"),
     ("topology.arguments.gpus", 4, "topology.arguments.gpus", "set by gpus.default"),

@@ -43,7 +43,7 @@ def _errors(rows, name):
 # were never fitted on
 BOUNDS = {("nvlink", 2): (0.115, 0.10), ("nvlink", 3): (0.105, 0.08), ("nvlink", 4): (0.09, 0.07),
           ("pcie_shm", 2): (0.135, 0.055), ("pcie_shm", 3): (0.10, 0.12), ("pcie_shm", 4): (0.09, 0.115),
-          ("socket", 2): (0.13, 0.095), ("socket", 3): (0.165, 0.09), ("socket", 4): (0.19, 0.065)}
+          ("socket", 2): (0.15, 0.095), ("socket", 3): (0.165, 0.09), ("socket", 4): (0.19, 0.065)}
 
 
 @pytest.mark.parametrize("transport", sorted(PRESETS))
@@ -69,7 +69,7 @@ def test_committed_preset_errors_on_each_world_size(data, transport):
 # The issue's target is 25 % / 10 %: met below 1 MiB everywhere, and at >= 1 MiB by NVLink both ways, SHM 4->2 and
 # sockets 2->4; docs/validation.md says what keeps the others above it.
 CROSS = {("nvlink", 4): (0.145, 0.10), ("nvlink", 2): (0.12, 0.09),
-         ("pcie_shm", 4): (0.17, 0.095), ("pcie_shm", 2): (0.155, 0.185),
+         ("pcie_shm", 4): (0.17, 0.075), ("pcie_shm", 2): (0.155, 0.19),
          ("socket", 4): (0.225, 0.11), ("socket", 2): (0.195, 0.08)}
 
 
@@ -180,6 +180,74 @@ def _shape(rows):
     plateau = float(np.median([b for s, _, b in rows if s >= 1 << 30]))
     knee = min(s for s, _, b in rows if b >= plateau / 2)
     return floor, plateau, knee
+
+
+def _nccl_tuning_tables():
+    """{(transport, n ranks): {(op, algo, proto): (latency us, bandwidth GB/s)}} from the tuning tables rank 0 logged
+    in nccl_info.txt: its first communicator had 2 ranks, its second 4."""
+    import re
+    names = {"AllReduce": "all_reduce", "AllGather": "all_gather", "ReduceScatter": "reduce_scatter",
+             "Broadcast": "broadcast"}
+    tables, transport, in_table, count = {}, None, False, 0
+    for line in (DATA_DIR / "nccl_info.txt").read_text().splitlines():
+        if line.startswith("===== "):
+            transport, in_table, count = line.split()[1], False, 0
+            continue
+        if "NCCL INFO   Algorithm   |" in line:      # rank 0's Tree/Ring table; the later ones are other algorithms
+            in_table = "[0] NCCL" in line and "Tree" in line
+            count += in_table
+        m = re.search(r"NCCL INFO\s+(\w+) \|(.*)", line)
+        if in_table and m and m.group(1) in names:
+            cells = [tuple(map(float, c.split("/"))) for c in m.group(2).split("|")[:6]]
+            table = tables.setdefault((transport, 2 if count == 1 else 4), {})
+            for i, cell in enumerate(cells):
+                table[(names[m.group(1)], ("tree", "ring")[i // 3], ("LL", "LL128", "Simple")[i % 3])] = cell
+    return tables
+
+
+def test_tuner_reproduces_nccls_logged_tuning_tables():
+    """Given the ring graph NCCL's search reported (cost_model graph_channels, graph_bw), the simulator's tuner has
+    NCCL 2.28's own latency and bandwidth for every ring protocol the transport allows, and its tree latencies, on
+    2 and 4 ranks of each transport: its algorithm and protocol switch points are NCCL's."""
+    from gpusim.collectives import nccl_model as nm
+    from gpusim.collectives.run import Collectives
+    from gpusim.engine.fabric import Fabric
+    tables = _nccl_tuning_tables()
+    assert sorted(tables) == [(t, n) for t in ("nvlink", "pcie_shm", "socket") for n in (2, 4)]
+    for (transport, n), logged in tables.items():
+        cluster = presets.build(f"{PRESETS[transport]}:gpus={n}")
+        coll = Collectives(Fabric(cluster.graph), cluster.model)
+        ours = nm.tuning_table(coll.nccl_system(coll.ranks(range(n)), cluster.model.channels))
+        for (op, algo, proto), (lat, bw) in logged.items():
+            if proto not in cluster.model.allowed_protocols or bw == 0:
+                continue
+            lat_ours, bw_ours = ours[(nm.as_coll(op), nm.as_algo(algo), nm.as_proto(proto))]
+            assert lat_ours == pytest.approx(lat, abs=0.051), (transport, n, op, algo, proto)
+            if algo == "ring":       # NCCL's 2-rank tree graph is its own (bw 60 where the ring's is 30)
+                assert bw_ours == pytest.approx(bw, abs=0.051), (transport, n, op, algo, proto)
+
+
+def test_tuner_picks_what_nccl_picked_call_by_call():
+    """extra/probe_nccl_choices: NCCL logged the algorithm and protocol of each call (NCCL_DEBUG_SUBSYS=TUNING),
+    four operations at 8 B - 1 GiB on 2 ranks of each transport. The simulator's tuner picks the same on every call
+    but two: sockets' all_gather and reduce_scatter at 32 KiB, where NCCL used PAT, which gpusim does not model."""
+    from gpusim.collectives.run import Collectives
+    from gpusim.engine.fabric import Fabric
+    with open(DATA_DIR / "extra" / "probe_nccl_choices" / "x2_2ranks.csv") as fh:
+        logged = list(csv.DictReader(fh))
+    assert len(logged) == 322 and {r["nccl_version"] for r in logged} == {"2.28.9"}
+    colls = {}
+    differ = []
+    for r in logged:
+        key = (r["transport"], int(r["world_size"]))
+        if key not in colls:
+            cluster = presets.build(f"{PRESETS[key[0]]}:gpus={key[1]}")
+            colls[key] = Collectives(Fabric(cluster.graph), cluster.model)
+        coll = colls[key]
+        choice = coll.choose(r["op"], coll.ranks(range(key[1])), int(r["bytes"]))
+        if (choice.algo.upper(), choice.proto.upper()) != (r["algo"], r["proto"]):
+            differ.append((r["transport"], r["op"], int(r["bytes"]), r["algo"]))
+    assert differ == [("socket", "all_gather", 32768, "PAT"), ("socket", "reduce_scatter", 32768, "PAT")]
 
 
 def test_collective_command_reproduces_the_measured_all_reduce_curve(data):
