@@ -37,7 +37,7 @@ _TOP = ("name", "description", "seed", "cluster", "clusters", "jobs", "run", "we
 _CLUSTER = ("preset", "params", "links", "cost_model")
 _LINK = ("technology", "kind", "bandwidth", "latency", "efficiency")
 _COST = ("call_overhead", "launch_floor", "channels", "step_latency_scale", "base_latency_scale", "tuner", "nvls",
-         "protocols")
+         "protocols", "graph_channels", "graph_bw")
 _COMMON_JOB = ("name", "type", "start", "after", "repeat", "gap")
 _JOB = {
     "collective": (*_COMMON_JOB, "op", "ranks", "size", "algo", "proto", "channels"),
@@ -177,6 +177,11 @@ def _cluster(spec, label: str, path: str) -> ClusterSpec:
             if not isinstance(value, bool):
                 raise GpusimError(kp, f"expected true or false, got {value!r}")
             cost["nvls"] = value
+        elif key == "graph_channels":
+            cost["graph_channels"] = F.integer(value, kp, low=1, high=64)
+        elif key == "graph_bw":
+            from gpusim import units
+            cost["graph_bw_Bps"] = units.bandwidth(value, kp, allow_zero=False)
         elif key == "protocols":
             items = value if isinstance(value, list) else [value]
             cost["allowed_protocols"] = tuple(F.string(v, f"{kp}[{i}]", ("LL", "LL128", "Simple")) for i, v in enumerate(items))

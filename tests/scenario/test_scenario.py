@@ -71,6 +71,20 @@ def test_launch_floor_spaces_repeated_small_calls():
     assert free.mean_time_s == pytest.approx(2 * 7 * 1e-6 + 2 * 7 / 8 * 8 / 50e9, rel=1e-9)
 
 
+def test_nccl_graph_in_the_scenario_sets_what_the_tuner_sees():
+    """cost_model graph_channels/graph_bw give NCCL's tuner the ring graph a real NCCL logged: on a 2-GPU dgx-h100
+    a 64 KiB all_reduce stays on LL with the links' own capacity, but if NCCL found 1 channel of 1 GB/s, LL's half
+    rate costs more than Simple's extra latency (7.4 us) from 8 KiB on; a half-given graph names the field."""
+    def choice(cost):
+        text = f"cluster: {{preset: 'dgx-h100:gpus=2', cost_model: {cost}}}\njobs: [{{op: all_reduce, size: 64 KiB}}]"
+        return simulate(scenario(text)).clusters[0].jobs[0].metrics()["proto"]
+    assert choice("{}") == "LL"
+    assert choice("{graph_channels: 1, graph_bw: 1 GB/s}") == "Simple"
+    with pytest.raises(GpusimError) as e:
+        choice("{graph_channels: 1}")
+    assert e.value.path == "cluster.cost_model.graph_channels"
+
+
 def test_duration_limit_reports_timeout():
     r = simulate(scenario("""
         cluster: switch:gpus=4,bandwidth=1GB/s,latency=1us
