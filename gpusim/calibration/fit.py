@@ -39,7 +39,8 @@ from scipy.optimize import least_squares
 
 from gpusim import __version__
 from gpusim.calibration.preset_file import CalibratedPreset
-from gpusim.calibration.transports import LATENCY_TERMS, MODEL_MAPS, PER_RANK, Transport, transport, with_local_copy
+from gpusim.calibration.transports import (LATENCY_TERMS, MODEL_MAPS, PER_RANK, Transport, transport, with_local_copy,
+                                          with_nccl_log)
 from gpusim.collectives.cost_model import OPS, OWN_CHUNK_OPS, PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel
 from gpusim.collectives.plans import P2P_OPS
 from gpusim.collectives.run import Collectives, measure, normalise_op
@@ -422,13 +423,15 @@ def _solve(ev: Evaluator, tr: Transport, protocols, start: dict, meas: np.ndarra
 def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world_sizes=None,
         protocol_sets=None, engine_check: bool = True, data_files=(), fit_date: str | None = None,
         gpus_range: tuple[int, int] = (2, 8), cross_validate: bool = True,
-        prior_weight: float = PRIOR_WEIGHT, local_copy_Bps: float | None = None) -> FitResult:
+        prior_weight: float = PRIOR_WEIGHT, local_copy_Bps: float | None = None,
+        nccl_logged: dict | None = None) -> FitResult:
     """Fit ``transport_name``'s parameters on rows of ``train_world_sizes``; report the error on the others
     (``heldout_world_sizes``, default every other world size in the data). With two or more training world sizes
     and ``cross_validate``, also fit on each one alone and report the error on the other training ones: how well
     the model carries to world sizes it was not fitted on. ``prior_weight`` 0 turns the priors off.
-    ``local_copy_Bps`` is the measured GPU's local copy rate (:func:`with_local_copy`; default the H200's)."""
-    tr = with_local_copy(transport(transport_name), local_copy_Bps)
+    ``local_copy_Bps`` is the measured GPU's local copy rate (:func:`with_local_copy`) and ``nccl_logged`` what its
+    NCCL logged (:func:`with_nccl_log`); by default the H200's."""
+    tr = with_local_copy(with_nccl_log(transport(transport_name), nccl_logged or {}), local_copy_Bps)
     rows, skipped = rows_from(measurements, transport_name)
     if not rows:
         raise GpusimError("data", f"no usable measurement of transport '{transport_name}'")
@@ -481,7 +484,8 @@ def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world
         for w in train_ws:
             rest = tuple(x for x in train_ws if x != w)
             sub = fit(measurements, transport_name, (w,), rest, protocol_sets, engine_check=False,
-                      cross_validate=False, prior_weight=prior_weight, local_copy_Bps=local_copy_Bps)
+                      cross_validate=False, prior_weight=prior_weight, local_copy_Bps=local_copy_Bps,
+                      nccl_logged=nccl_logged)
             result.cross_validation.append({"train": [w], "check": list(rest), "bands": sub.heldout})
     result.preset = replace(preset, provenance=provenance(result, data_files, fit_date, versions))
     return result

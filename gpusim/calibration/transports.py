@@ -107,19 +107,15 @@ class Transport:
     builder: str
     arguments: dict
     gpus_argument: str
-    channels: int
     protocols: tuple[str, ...]
     params: tuple[Param, ...]
-    p2p: tuple[int, int, int]                     # NCCL's p2pnChannels, p2pnChannelsPerPeer, p2pChunkSize
+    logged: dict                                  # cost-model fields NCCL logged (nccl_log.constants' keys)
     links: dict = field(default_factory=dict)     # fixed link overrides (technology -> fields)
     own_chunk: dict = field(default_factory=dict)   # fixed own-chunk pass rates (op -> B/s), from measured copies
-    graph: tuple[int, float] | None = None          # NCCL's ring graph: nChannels and bw per channel (B/s)
 
     def fixed_model(self) -> dict:
-        """Cost-model fields NCCL logged for this transport (not fitted)."""
-        graph = {} if self.graph is None else {"graph_channels": self.graph[0], "graph_bw_Bps": self.graph[1]}
-        return {"arch": "hopper", "channels": self.channels, "p2p_channels": self.p2p[0],
-                "p2p_channels_per_peer": self.p2p[1], "p2p_chunk_bytes": self.p2p[2], **graph}
+        """Cost-model fields that are not fitted: what NCCL logged for this transport."""
+        return {"arch": "hopper", **self.logged}
 
     def calibrated(self, values: dict, protocols=None, provenance: dict | None = None,
                    gpus: tuple[int, int, int] = (4, 2, 8)) -> CalibratedPreset:
@@ -143,6 +139,13 @@ class Transport:
                                 dict(self.arguments), default, lo, hi, links, model, dict(provenance or {}))
 
 
+def _logged(channels: int, p2p_channels: int, p2p_per_peer: int, p2p_chunk: int, graph_channels: int,
+            graph_bw_Bps: float) -> dict:
+    """The cost-model fields NCCL logs (nccl_log.constants), by name."""
+    return {"channels": channels, "p2p_channels": p2p_channels, "p2p_channels_per_peer": p2p_per_peer,
+            "p2p_chunk_bytes": p2p_chunk, "graph_channels": graph_channels, "graph_bw_Bps": graph_bw_Bps}
+
+
 TRANSPORTS: dict[str, Transport] = {
     # Measured with NCCL 2.28 on 2 and 4 H200 (validation/data/h200/nccl_info.txt): 24 channels over NVLink
     # ("Channel 00/24"), 4 over SHM, 2 over sockets; p2p channels, per peer and chunk 32, 32, 512 KiB over NVLink,
@@ -156,10 +159,10 @@ TRANSPORTS: dict[str, Transport] = {
     # from LL to Simple at 128 KiB where NCCL switched at 64 KiB).
     "nvlink": Transport(
         "nvlink", "h200-nvlink", "H200 SXM on NVSwitch (18 NVLink4 links each), NCCL P2P over NVLink",
-        "nvswitch_server", {"nvlink": "nvlink4", "nvlinks": 18, "pcie": "pcie5"}, "gpus", 24, PROTOCOLS,
+        "nvswitch_server", {"nvlink": "nvlink4", "nvlinks": 18, "pcie": "pcie5"}, "gpus", PROTOCOLS,
         (*LATENCY_SCALES, LL_EFFICIENCY, LL128_EFFICIENCY, *_NVLINK_OP_SCALES,
-         Param("nvlink4.efficiency", 20.6 / 25.0, 0.02, 1.0), P2P_CHANNEL), (32, 32, 512 * 1024),
-        own_chunk=own_chunk_rates(H200_LOCAL_COPY_Bps, H200_OWN_COPY_Bps), graph=(12, 30e9)),
+         Param("nvlink4.efficiency", 20.6 / 25.0, 0.02, 1.0), P2P_CHANNEL), _logged(24, 32, 32, 512 * 1024, 12, 30e9),
+        own_chunk=own_chunk_rates(H200_LOCAL_COPY_Bps, H200_OWN_COPY_Bps)),
     # Each GPU on its own PCIe 5.0 x16 to the host (the VM shows no PCIe switch): pairs sharing a switch uplink
     # predicted a 4-rank broadcast chain at half the 2-rank rate where it ran at 0.7x; the limit is each GPU's
     # send + receive budget. Host memory is shared by all GPUs' staging: 4-rank rings slow down as channels
@@ -171,19 +174,18 @@ TRANSPORTS: dict[str, Transport] = {
     "pcie_shm": Transport(
         "pcie_shm", "h200-pcie-shm", "H200 with peer-to-peer off (NCCL_P2P_DISABLE=1): NCCL's SHM transport "
         "stages copies in host memory, each GPU on its own PCIe 5.0 x16",
-        "pcie_box", {"pcie": "pcie5", "lanes": 16, "p2p": False, "pcie_switch": False, **_SHM_IO[0]}, "gpus", 4,
-        ("LL", "Simple"),
-        (*_COMMON, Param("pcie5.efficiency", 0.8, 0.02, 1.0), _SHM_IO[1], P2P_CHANNEL), (4, 2, 128 * 1024),
-        links={"memory": {"bandwidth_Bps": 120e9}}, graph=(2, 20e9)),
+        "pcie_box", {"pcie": "pcie5", "lanes": 16, "p2p": False, "pcie_switch": False, **_SHM_IO[0]}, "gpus",
+        ("LL", "Simple"), (*_COMMON, Param("pcie5.efficiency", 0.8, 0.02, 1.0), _SHM_IO[1], P2P_CHANNEL),
+        _logged(4, 4, 2, 128 * 1024, 2, 20e9), links={"memory": {"bandwidth_Bps": 120e9}}),
     "socket": Transport(
         "socket", "h200-socket", "H200, one process per GPU talking over NCCL's TCP socket transport on loopback "
         "(each GPU a node with one NIC on one switch)",
         "cluster", {"gpus_per_server": 1, "server": "pcie", "nics": "per_server", "network": "ethernet",
-                    "fabric": "single_switch", **_SOCKET_IO[0]}, "servers", 2, ("LL", "Simple"),
+                    "fabric": "single_switch", **_SOCKET_IO[0]}, "servers", ("LL", "Simple"),
         # the wire starts out of the way (loopback copies, not a cable): on 4-rank data alone a wire limit and the
         # per-GPU budget fit rings equally well, and only the budget also explains one-way broadcasts on 2 ranks
-        (*_COMMON, _SOCKET_IO[1], Param("ethernet.bandwidth_Bps", 20e9, 1e7, 1e12, "GB/s")), (2, 2, 128 * 1024),
-        graph=(1, 1.2e9)),
+        (*_COMMON, _SOCKET_IO[1], Param("ethernet.bandwidth_Bps", 20e9, 1e7, 1e12, "GB/s")),
+        _logged(2, 2, 2, 128 * 1024, 1, 1.2e9)),
 }
 
 
@@ -192,6 +194,12 @@ def transport(name: str, path: str = "transport") -> Transport:
     if name not in TRANSPORTS:
         raise unknown(path, name, TRANSPORTS, "transport")
     return TRANSPORTS[name]
+
+
+def with_nccl_log(tr: Transport, logged: dict) -> Transport:
+    """``tr`` with the constants another machine's NCCL logged (:func:`gpusim.calibration.nccl_log.constants`) in
+    place of the H200's: channels, point-to-point channels and chunk, the ring graph its tuner decides with."""
+    return replace(tr, logged={**tr.logged, **logged})
 
 
 def with_local_copy(tr: Transport, local_copy_Bps: float | None, path: str = "local_copy_Bps") -> Transport:

@@ -11,7 +11,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from gpusim.calibration import fit, preset_file, transports
+from gpusim.calibration import fit, nccl_log, preset_file, transports
 from gpusim.errors import GpusimError
 
 
@@ -41,6 +41,9 @@ def add_parser(sub):
     p.add_argument("--local-copy", default=None, metavar="RATE|COPY.csv",
                    help="nvlink: the GPU's local copy rate, which sets NCCL's own-chunk pass (e.g. 1.6TB/s, or the "
                         "copy-bandwidth CSV of validation/collect.py --copy-bw; default: the H200's 2.11 TB/s)")
+    p.add_argument("--nccl-log", default=None, metavar="LOG",
+                   help="NCCL_DEBUG=INFO output of the measured machine (one transport): its channels, p2p channels "
+                        "and chunk, and the ring graph NCCL's tuner decides with replace the H200's")
     p.add_argument("--format", choices=["table", "json"], default="table")
     return p
 
@@ -118,6 +121,7 @@ def run(args) -> int:
     if out.suffix not in (".yaml", ".yml"):
         raise GpusimError("--output", f"expected a .yaml file name, got '{args.output}'")
     copy_Bps = local_copy(args.local_copy)
+    logged = nccl_log.constants(args.nccl_log) if args.nccl_log else None
     data = read_data(args.data, args.nccl_tests_transport or args.transport)
     have = sorted({m.transport for m in data})
     name = args.transport
@@ -127,11 +131,12 @@ def run(args) -> int:
         name = have[0]
     transports.with_local_copy(transports.transport(name, "--transport"), copy_Bps, "--local-copy")
     result = fit.fit(data, name, train_ws, held_ws, protocol_sets=protocol_sets, data_files=args.data,
-                     fit_date=datetime.date.today().isoformat(), gpus_range=gpus, local_copy_Bps=copy_Bps)
+                     fit_date=datetime.date.today().isoformat(), gpus_range=gpus, local_copy_Bps=copy_Bps,
+                     nccl_logged=logged)
     preset = replace(result.preset, name=out.stem)
-    if copy_Bps is not None:
-        preset = replace(preset, provenance={**preset.provenance, "local_copy": f"{copy_Bps / 1e9:.6g} GB/s "
-                                                                               f"({args.local_copy})"})
+    given = {**({"local_copy": f"{copy_Bps / 1e9:.6g} GB/s ({args.local_copy})"} if copy_Bps is not None else {}),
+             **({"nccl_log": str(args.nccl_log)} if logged else {})}
+    preset = replace(preset, provenance={**preset.provenance, **given})
     preset_file.write(preset, out)
     if args.format == "json":
         print(json.dumps({"transport": name, "preset": str(out), "values": result.values,
