@@ -252,13 +252,21 @@ def test_tuner_reproduces_nccls_logged_tuning_tables():
 
 def test_tuner_picks_what_nccl_picked_call_by_call():
     """extra/probe_nccl_choices: NCCL logged the algorithm and protocol of each call (NCCL_DEBUG_SUBSYS=TUNING),
-    four operations at 8 B - 1 GiB on 2 ranks of each transport. The simulator's tuner picks the same on every call
-    but two: sockets' all_gather and reduce_scatter at 32 KiB, where NCCL used PAT, which gpusim does not model."""
+    four operations at 8 B - 1 GiB, on 2 ranks of the 2-GPU machine and 2, 3 and 4 of the 4-GPU one. The
+    simulator's tuner picks the same on every call but sockets' 2-rank all_gather and reduce_scatter at 32 KiB, where
+    NCCL used PAT, which gpusim does not model: 1,272 of 1,276."""
     from gpusim.collectives.run import Collectives
     from gpusim.engine.fabric import Fabric
-    with open(DATA_DIR / "extra" / "probe_nccl_choices" / "x2_2ranks.csv") as fh:
-        logged = list(csv.DictReader(fh))
-    assert len(logged) == 322 and {r["nccl_version"] for r in logged} == {"2.28.9"}
+    folder = DATA_DIR / "extra" / "probe_nccl_choices"
+    logged = []
+    for name in ("x2_2ranks.csv", "x4_234ranks.csv"):
+        with open(folder / name) as fh:
+            logged += list(csv.DictReader(fh))
+    assert len(logged) == 1276 and {r["nccl_version"] for r in logged} == {"2.28.9"}
+    same = [[{k: r[k] for k in ("transport", "op", "bytes", "algo", "proto", "channel_hi")} for r in part
+             if r["world_size"] == "2"] for part in (logged[:322], logged[322:])]
+    assert same[0] == same[1]          # the two machines' NCCL chose alike on 2 ranks, channels included
+    assert {int(r["world_size"]) for r in logged} == {2, 3, 4}
     colls = {}
     differ = []
     for r in logged:
@@ -269,8 +277,8 @@ def test_tuner_picks_what_nccl_picked_call_by_call():
         coll = colls[key]
         choice = coll.choose(r["op"], coll.ranks(range(key[1])), int(r["bytes"]))
         if (choice.algo.upper(), choice.proto.upper()) != (r["algo"], r["proto"]):
-            differ.append((r["transport"], r["op"], int(r["bytes"]), r["algo"]))
-    assert differ == [("socket", "all_gather", 32768, "PAT"), ("socket", "reduce_scatter", 32768, "PAT")]
+            differ.append((r["transport"], key[1], r["op"], int(r["bytes"]), r["algo"]))
+    assert differ == 2 * [("socket", 2, "all_gather", 32768, "PAT"), ("socket", 2, "reduce_scatter", 32768, "PAT")]
 
 
 def test_collective_command_reproduces_the_measured_all_reduce_curve(data):
