@@ -129,7 +129,7 @@ def run(args) -> int:
         if len(have) != 1:
             raise GpusimError("--transport", f"the data holds transports {', '.join(have) or 'none'}; pick one")
         name = have[0]
-    transports.with_local_copy(transports.transport(name, "--transport"), copy_Bps, "--local-copy")
+    transports.with_local_copy(transports.transport(name, "--transport"), copy_Bps, "--local-copy")  # names the option
     result = fit.fit(data, name, train_ws, held_ws, protocol_sets=protocol_sets, data_files=args.data,
                      fit_date=datetime.date.today().isoformat(), gpus_range=gpus, local_copy_Bps=copy_Bps,
                      nccl_logged=logged)
