@@ -105,7 +105,7 @@ def _positive(x) -> bool:
 
 # -- reading --------------------------------------------------------------------------------------------------------
 
-class _Row:
+class CsvRow:
     """Typed access to one CSV row, raising GpusimError that names file, line and column."""
 
     def __init__(self, where: str, line: int, row: dict):
@@ -163,7 +163,7 @@ class _Row:
         raise self.err(col, "0 or 1")
 
 
-def _rows(path, required: tuple[str, ...], columns: tuple[str, ...]) -> list[_Row]:
+def csv_rows(path, required: tuple[str, ...], columns: tuple[str, ...]) -> list[CsvRow]:
     """The non-empty rows of CSV file ``path``, which must have the ``required`` columns (``columns`` are the
     schema's, named when the header is empty). Errors name the file (and line) and what would be accepted."""
     where = str(path)
@@ -190,7 +190,7 @@ def _rows(path, required: tuple[str, ...], columns: tuple[str, ...]) -> list[_Ro
                     raise GpusimError(f"{where}:{line}", f"{len(header) + len(raw[None])} fields, the header has "
                                                          f"{len(header)}")
                 if any((v or "").strip() for v in raw.values()):
-                    out.append(_Row(where, line, raw))
+                    out.append(CsvRow(where, line, raw))
         except csv.Error as e:
             raise GpusimError(where, f"not a readable CSV file: {e}") from None
         except UnicodeDecodeError:
@@ -204,7 +204,7 @@ def load_csv(path) -> list[Measurement]:
     Required columns: transport, world_size, op, bytes, time_us; the others may be absent or empty. Errors name the
     file, line and column (``collectives.csv:12:time_us``) and what would be accepted.
     """
-    out = [_measurement(r, Path(path).name) for r in _rows(path, REQUIRED_COLUMNS, CSV_COLUMNS)]
+    out = [_measurement(r, Path(path).name) for r in csv_rows(path, REQUIRED_COLUMNS, CSV_COLUMNS)]
     if not out:
         raise GpusimError(str(path), "no measurement rows after the header")
     return out
@@ -220,7 +220,7 @@ def local_copy_Bps(path) -> float:
     ``validation/collect.py --copy-bw``: the median of its ``d2d_local`` rows at their largest size, where a copy
     is long enough for its launch not to count. NCCL's own-chunk pass over NVLink runs at this rate
     (cost_model.own_chunk_rates)."""
-    rows = [r for r in _rows(path, ("kind", "bytes", "GBps"), COPY_COLUMNS) if r.text("kind") == "d2d_local"]
+    rows = [r for r in csv_rows(path, ("kind", "bytes", "GBps"), COPY_COLUMNS) if r.text("kind") == "d2d_local"]
     if not rows:
         raise GpusimError(str(path), "no d2d_local row: expected the copy-bandwidth CSV of "
                                      "validation/collect.py --copy-bw (kind d2d_local: a copy within one GPU)")
@@ -230,7 +230,7 @@ def local_copy_Bps(path) -> float:
     return 1e9 * (rates[mid] if len(rates) % 2 else (rates[mid - 1] + rates[mid]) / 2)
 
 
-def _measurement(r: _Row, name: str) -> Measurement:
+def _measurement(r: CsvRow, name: str) -> Measurement:
     op = r.text("op")
     try:
         op = canonical_op(op)

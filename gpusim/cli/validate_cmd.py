@@ -8,12 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from gpusim import presets
-from gpusim.calibration import fit, transports
+from gpusim.calibration import choices, fit, transports
 from gpusim.cli.calibrate_cmd import read_data
 from gpusim.errors import GpusimError
 from gpusim.report import validation as report
 
 DEFAULT_DATA = Path("validation") / "data" / "h200"
+CHOICES_DIR = DEFAULT_DATA / "extra" / "probe_nccl_choices"
 
 
 def add_parser(sub):
@@ -30,16 +31,27 @@ def add_parser(sub):
                         "(default: the transport's calibrated preset)")
     p.add_argument("--estimate", action="store_true",
                    help="use the closed-form estimate instead of the event engine (same result uncontended, faster)")
+    p.add_argument("--choices", action="append", default=[], metavar="CSV",
+                   help="NCCL's logged choices (validation/probe_nccl_choices.py) to check the tuner against "
+                        f"(default with no DATA: those in {CHOICES_DIR})")
     p.add_argument("--no-figures", action="store_true", help="write only the JSON")
     return p
 
 
-def _default_data() -> list[Path]:
-    for folder in (DEFAULT_DATA, Path(__file__).resolve().parents[2] / DEFAULT_DATA):
-        files = sorted(folder.glob("*.csv"))
+def _committed(folder: Path) -> list[Path]:
+    """The CSV files of a folder of the committed data, from the working directory or the source tree."""
+    for base in (Path(), Path(__file__).resolve().parents[2]):
+        files = sorted((base / folder).glob("*.csv"))
         if files:
             return files
-    raise GpusimError("DATA", f"no measurement given and no CSV in {DEFAULT_DATA}; name the files to validate")
+    return []
+
+
+def _default_data() -> list[Path]:
+    files = _committed(DEFAULT_DATA)
+    if not files:
+        raise GpusimError("DATA", f"no measurement given and no CSV in {DEFAULT_DATA}; name the files to validate")
+    return files
 
 
 def _preset_choice(specs: list[str]) -> dict[str, str]:
@@ -51,6 +63,15 @@ def _preset_choice(specs: list[str]) -> dict[str, str]:
         transports.transport(t.strip(), "--preset")
         out[t.strip()] = p.strip()
     return out
+
+
+def _choices(files, chosen: dict) -> dict:
+    """The tuner of each transport's preset against NCCL's logged choices in ``files``."""
+    logged = [c for f in files for c in choices.load_csv(f)]
+    for t in sorted({c.transport for c in logged}):
+        transports.transport(t, "--choices")
+    return choices.compare(logged, lambda t, n: presets.build(chosen.get(t, transports.TRANSPORTS[t].preset),
+                                                               "--preset", params={"gpus": n}))
 
 
 def _cluster_for(spec: str):
@@ -96,7 +117,13 @@ def run(args) -> int:
         for band, b in s["bands"].items():
             print(f"{t:<9} {s['preset']:<14} {band:<7} rows {b['rows']:>4}  median {b['median_rel_error']:>6.1%}  "
                   f"p90 {b['p90_rel_error']:>6.1%}")
-    written = [report.write_json(out / "validation.json", [str(f) for f in files], used, groups, summary, points)]
+    checked = _choices(args.choices or ([] if args.data else _committed(CHOICES_DIR)), chosen)
+    if checked:
+        print("# the tuner against NCCL's logged choices:")
+        for t, entry in checked.items():
+            print("  " + report.choices_line(t, entry))
+    written = [report.write_json(out / "validation.json", [str(f) for f in files], used, groups, summary, points,
+                                 checked)]
     if not args.no_figures:
         for t in measured:
             written.append(report.busbw_figure(t, used[t], points, out / f"busbw_{t}.png"))

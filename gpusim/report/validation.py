@@ -8,6 +8,7 @@ error, positive when the model is slow).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import matplotlib
@@ -31,14 +32,25 @@ def error_table(groups: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def choices_line(transport: str, entry: dict) -> str:
+    """``socket: 400 of 404 calls as NCCL chose; NCCL used PAT/SIMPLE 4x where the tuner has RING/SIMPLE``
+    (an entry of :func:`gpusim.calibration.choices.compare`)."""
+    text = f"{transport}: {entry['agree']} of {entry['calls']} calls as NCCL chose"
+    kinds = Counter((nccl, ours) for *_, nccl, ours in entry["differ"])
+    if kinds:
+        text += "; " + ", ".join(f"NCCL used {nccl} {k}x where the tuner has {ours}"
+                                 for (nccl, ours), k in kinds.most_common())
+    return text
+
+
 def write_json(path: Path, data_files: list[str], presets: dict, groups: list[dict], summary: dict,
-               points: list[dict]) -> Path:
-    """Everything the table and figures show, as data."""
+               points: list[dict], choices: dict | None = None) -> Path:
+    """Everything the table and figures show, as data; ``choices``: the tuner against NCCL's logged choices."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"metric": "relative error of time |t_sim - t_meas| / t_meas; bias = median signed error",
            "data": [str(f) for f in data_files], "presets": presets, "summary": summary, "groups": groups,
-           "points": points}
+           "points": points, **({"choices": choices} if choices else {})}
     path.write_text(json.dumps(doc, indent=1))
     return path
 

@@ -18,6 +18,7 @@ import pytest
 from gpusim import presets
 from gpusim.calibration import fit, measurements, preset_file, transports
 from gpusim.cli import main
+from gpusim.errors import GpusimError
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = ROOT / "validation" / "data" / "h200"
@@ -255,30 +256,28 @@ def test_tuner_picks_what_nccl_picked_call_by_call():
     four operations at 8 B - 1 GiB, on 2 ranks of the 2-GPU machine and 2, 3 and 4 of the 4-GPU one. The
     simulator's tuner picks the same on every call but sockets' 2-rank all_gather and reduce_scatter at 32 KiB, where
     NCCL used PAT, which gpusim does not model: 1,272 of 1,276."""
-    from gpusim.collectives.run import Collectives
-    from gpusim.engine.fabric import Fabric
+    from gpusim.calibration import choices
     folder = DATA_DIR / "extra" / "probe_nccl_choices"
-    logged = []
-    for name in ("x2_2ranks.csv", "x4_234ranks.csv"):
-        with open(folder / name) as fh:
-            logged += list(csv.DictReader(fh))
-    assert len(logged) == 1276 and {r["nccl_version"] for r in logged} == {"2.28.9"}
-    same = [[{k: r[k] for k in ("transport", "op", "bytes", "algo", "proto", "channel_hi")} for r in part
-             if r["world_size"] == "2"] for part in (logged[:322], logged[322:])]
-    assert same[0] == same[1]          # the two machines' NCCL chose alike on 2 ranks, channels included
-    assert {int(r["world_size"]) for r in logged} == {2, 3, 4}
-    colls = {}
-    differ = []
-    for r in logged:
-        key = (r["transport"], int(r["world_size"]))
-        if key not in colls:
-            cluster = presets.build(f"{PRESETS[key[0]]}:gpus={key[1]}")
-            colls[key] = Collectives(Fabric(cluster.graph), cluster.model)
-        coll = colls[key]
-        choice = coll.choose(r["op"], coll.ranks(range(key[1])), int(r["bytes"]))
-        if (choice.algo.upper(), choice.proto.upper()) != (r["algo"], r["proto"]):
-            differ.append((r["transport"], key[1], r["op"], int(r["bytes"]), r["algo"]))
-    assert differ == 2 * [("socket", 2, "all_gather", 32768, "PAT"), ("socket", 2, "reduce_scatter", 32768, "PAT")]
+    x2, x4 = (choices.load_csv(folder / name) for name in ("x2_2ranks.csv", "x4_234ranks.csv"))
+    assert (len(x2), len(x4)) == (322, 954) and {c.world_size for c in x4} == {2, 3, 4}
+    assert x2 == [c for c in x4 if c.world_size == 2]       # the two machines' NCCL chose alike on 2 ranks
+    got = choices.compare(x2 + x4, lambda t, n: presets.build(f"{PRESETS[t]}:gpus={n}"))
+    assert {t: (e["agree"], e["calls"]) for t, e in got.items()} == \
+        {"nvlink": (436, 436), "pcie_shm": (436, 436), "socket": (400, 404)}
+    assert got["socket"]["differ"] == 2 * [(2, "all_gather", 32768, "PAT/SIMPLE", "RING/SIMPLE"),
+                                           (2, "reduce_scatter", 32768, "PAT/SIMPLE", "RING/SIMPLE")]
+
+
+def test_logged_choices_file_errors_name_file_line_and_column(tmp_path):
+    from gpusim.calibration import choices
+    bad = tmp_path / "c.csv"
+    bad.write_text("transport,world_size,op,bytes,algo,proto\nnvlink,2,allreduce_x,8,RING,LL\n")
+    with pytest.raises(GpusimError, match="an operation") as e:
+        choices.load_csv(bad)
+    assert e.value.path == f"{bad}:2:op"
+    bad.write_text("transport,world_size,op,bytes,algo\n")
+    with pytest.raises(GpusimError, match="missing column.*proto"):
+        choices.load_csv(bad)
 
 
 def test_collective_command_reproduces_the_measured_all_reduce_curve(data):
@@ -365,6 +364,8 @@ def test_validate_default_data_json_only(tmp_path):
     doc = json.loads((tmp_path / "validation.json").read_text())
     assert set(doc["summary"]) == {"nvlink", "pcie_shm", "socket"}
     assert doc["summary"]["nvlink"]["bands"][">=1MiB"]["median_rel_error"] < 0.15
+    assert "436 of 436 calls as NCCL chose" in text                 # the committed choices are checked too
+    assert doc["choices"]["socket"]["agree"] == 400
     assert not list(tmp_path.glob("*.png"))
 
 
@@ -382,6 +383,7 @@ def test_validate_default_data_json_only(tmp_path):
     (["calibrate", str(DATA), "--transport", "nvlink", "--local-copy", "no.csv", "-o", "x.yaml"],
      "no.csv: cannot read"),
     (["validate", "--preset", "nvlink", "-o", "out"], "expected TRANSPORT=PRESET"),
+    (["validate", str(DATA), "--choices", "none.csv", "--no-figures", "-o", "out"], "none.csv: cannot read"),
     (["validate", "--preset", "nvlink=no-such-preset", "--no-figures", "-o", "out"], "no preset 'no-such-preset'"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, words, monkeypatch):
