@@ -7,8 +7,8 @@ gpusim takes from NCCL instead of fitting them.
 * ``Pattern 4, crossNic 0, nChannels 12, bw 30.000000/30.000000, ...``: the ring graph NCCL's tuner decides with,
   ``graph_channels`` and ``graph_bw_Bps`` (its intra-node bandwidth per channel, GB/s in the log).
 
-validation/collect.py keeps these lines in ``<tag>_nccl_info.txt``; nccl-tests run with ``NCCL_DEBUG=INFO`` prints
-them too.
+validation/collect.py keeps these lines in ``<tag>_nccl_info.txt``, one section per transport (``===== nvlink
+(env ...) ...``); nccl-tests run with ``NCCL_DEBUG=INFO`` prints them too.
 """
 from __future__ import annotations
 
@@ -27,17 +27,34 @@ _LINES = (
 )
 
 
-def constants(path) -> dict:
-    """The cost-model fields an NCCL log states (those above), each as every matching line gives it. A field
-    whose line is missing is left out; none at all, or lines that disagree (communicators of different
-    transports in one log), is an error naming the file."""
+def _section(lines: list[str], transport: str) -> list[str]:
+    """The lines of collect.py's sections for ``transport`` (its NCCL_DEBUG=INFO runs); all lines when the file
+    has no such sections."""
+    if not any(line.startswith("===== ") for line in lines):
+        return lines
+    out, keep = [], False
+    for line in lines:
+        if line.startswith("===== "):
+            words = line.split()
+            keep = len(words) > 2 and words[1] == transport and words[2].startswith("(env")
+        elif keep:
+            out.append(line)
+    return out
+
+
+def constants(path, transport: str | None = None) -> dict:
+    """The cost-model fields an NCCL log states (those above), each as every matching line gives it; in a
+    collect.py ``nccl_info.txt``, from ``transport``'s section. A field whose line is missing is left out; none at
+    all, or lines that disagree (communicators of different transports in one log), is an error naming the file."""
     where = str(path)
     try:
-        text = Path(path).read_text(errors="replace")
+        lines = Path(path).read_text(errors="replace").splitlines()
     except OSError as e:
         raise GpusimError(where, f"cannot read the NCCL log: {e.strerror or e}") from None
+    if transport is not None:
+        lines = _section(lines, transport)
     found: dict = {}
-    for line in text.splitlines():
+    for line in lines:
         for pattern, fields in _LINES:
             m = pattern.search(line)
             if not m:

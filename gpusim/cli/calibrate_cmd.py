@@ -42,8 +42,9 @@ def add_parser(sub):
                    help="nvlink: the GPU's local copy rate, which sets NCCL's own-chunk pass (e.g. 1.6TB/s, or the "
                         "copy-bandwidth CSV of validation/collect.py --copy-bw; default: the H200's 2.11 TB/s)")
     p.add_argument("--nccl-log", default=None, metavar="LOG",
-                   help="NCCL_DEBUG=INFO output of the measured machine (one transport): its channels, p2p channels "
-                        "and chunk, and the ring graph NCCL's tuner decides with replace the H200's")
+                   help="NCCL_DEBUG=INFO output of the measured machine (one transport, or collect.py's "
+                        "nccl_info.txt): its channels, p2p channels and chunk, and the ring graph NCCL's tuner "
+                        "decides with replace the H200's")
     p.add_argument("--format", choices=["table", "json"], default="table")
     return p
 
@@ -121,7 +122,6 @@ def run(args) -> int:
     if out.suffix not in (".yaml", ".yml"):
         raise GpusimError("--output", f"expected a .yaml file name, got '{args.output}'")
     copy_Bps = local_copy(args.local_copy)
-    logged = nccl_log.constants(args.nccl_log) if args.nccl_log else None
     data = read_data(args.data, args.nccl_tests_transport or args.transport)
     have = sorted({m.transport for m in data})
     name = args.transport
@@ -130,6 +130,7 @@ def run(args) -> int:
             raise GpusimError("--transport", f"the data holds transports {', '.join(have) or 'none'}; pick one")
         name = have[0]
     transports.with_local_copy(transports.transport(name, "--transport"), copy_Bps, "--local-copy")  # names the option
+    logged = nccl_log.constants(args.nccl_log, name) if args.nccl_log else None
     result = fit.fit(data, name, train_ws, held_ws, protocol_sets=protocol_sets, data_files=args.data,
                      fit_date=datetime.date.today().isoformat(), gpus_range=gpus, local_copy_Bps=copy_Bps,
                      nccl_logged=logged)
