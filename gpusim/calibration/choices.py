@@ -69,4 +69,3 @@ def compare(logged: list[LoggedChoice], cluster_for: Callable[[str, int], Cluste
             entry["differ"].append((c.world_size, c.op, c.size_bytes, f"{c.algo}/{c.proto}",
                                     f"{ours.algo.upper()}/{ours.proto.upper()}"))
     return out
-

@@ -70,8 +70,12 @@ def _choices(files, chosen: dict) -> dict:
     logged = [c for f in files for c in choices.load_csv(f)]
     for t in sorted({c.transport for c in logged}):
         transports.transport(t, "--choices")
-    return choices.compare(logged, lambda t, n: presets.build(chosen.get(t, transports.TRANSPORTS[t].preset),
-                                                               "--preset", params={"gpus": n}))
+    return choices.compare(logged, lambda t, n: _cluster_for(_spec(t, chosen))(n))
+
+
+def _spec(transport: str, chosen: dict) -> str:
+    """The preset a transport is checked against: the one --preset named, else its calibrated preset."""
+    return chosen.get(transport, transports.TRANSPORTS[transport].preset)
 
 
 def _cluster_for(spec: str):
@@ -90,7 +94,7 @@ def run(args) -> int:
     for t in measured:
         if t not in transports.TRANSPORTS:
             raise GpusimError("DATA", f"transport '{t}' has no model; known: {', '.join(transports.TRANSPORTS)}")
-        spec = chosen.get(t, transports.TRANSPORTS[t].preset)
+        spec = _spec(t, chosen)
         if not presets.is_preset_file(spec) and spec not in presets.names():
             raise GpusimError("--preset", f"no preset '{spec}' for transport '{t}'; run gpusim calibrate first")
         rows, skipped = fit.rows_from(data, t)
