@@ -74,6 +74,7 @@ class Row:
     proto: str
     transport: str
     variant: str        # as measured: 'default' or 'Ring/LL' ...
+    run: str = ""       # the measurement file (Measurement.run)
 
 
 #: Why rows_from leaves a measurement out (the key it counts it under).
@@ -110,7 +111,7 @@ def rows_from(measurements, transport_name: str | None = None) -> tuple[list[Row
             skipped["tree_not_all_reduce"] += 1
             continue
         out.append(Row(op, int(m.world_size), float(m.size_bytes), float(m.time_s), algo, proto, m.transport,
-                       "default" if algo == proto == "auto" else f"{m.algo}/{m.proto}"))
+                       "default" if algo == proto == "auto" else f"{m.algo}/{m.proto}", getattr(m, "run", "")))
     return out, {k: v for k, v in skipped.items() if v}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -97,6 +98,11 @@ class Measurement:
     @property
     def busbw_factor(self) -> float:
         return busbw_factor(self.op, self.world_size)
+
+    @property
+    def run(self) -> str:
+        """The run this record came from: its source without a trailing ``:line`` (a measurement file)."""
+        return re.sub(r":\d+$", "", self.source)
 
 
 def _positive(x) -> bool:

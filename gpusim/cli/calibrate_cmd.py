@@ -11,7 +11,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from gpusim.calibration import fit, nccl_log, preset_file, transports
+from gpusim.calibration import fit, nccl_log, preset_file, repeatability, transports
 from gpusim.errors import GpusimError
 
 
@@ -139,13 +139,17 @@ def run(args) -> int:
              **({"nccl_log": str(args.nccl_log)} if logged else {})}
     preset = replace(preset, provenance={**preset.provenance, **given})
     preset_file.write(preset, out)
+    sets = [("train", result.train, result.train_rows), ("held-back", result.heldout, result.heldout_rows)]
+    sets += [(f"fit {','.join(map(str, cv['train']))}->{','.join(map(str, cv['check']))}", cv["bands"],
+              [r for r in result.train_rows if r.n in cv["check"]]) for cv in result.cross_validation]
+    spreads = {label: repeatability.spread(rows) for label, _, rows in sets}
     if args.format == "json":
         print(json.dumps({"transport": name, "preset": str(out), "values": result.values,
                           "allowed_protocols": list(result.protocols), "train": result.train,
                           "heldout": result.heldout, "rows": {"train": result.rows_train,
                                                               "heldout": result.rows_heldout,
                                                               "skipped": result.rows_skipped},
-                          "cross_validation": result.cross_validation,
+                          "cross_validation": result.cross_validation, "run_to_run": spreads,
                           "engine_vs_estimate_max_rel": result.engine_check_rel}, indent=1))
         return 0
     print(f"# gpusim calibrate: {name}, {result.rows_train} training rows (world sizes "
@@ -157,17 +161,14 @@ def run(args) -> int:
     print("fitted parameters:")
     for key, value in fit.describe(result):
         print(f"  {key:<24} {value}")
-    print("relative error of time |t_sim - t_meas| / t_meas:")
-    print(f"  {'set':<9} {'band':<7} {'rows':>5} {'median':>7} {'p90':>7} {'bias':>7}")
-    for label, summary in (("train", result.train), ("held-back", result.heldout)):
+    print("relative error of time |t_sim - t_meas| / t_meas (run-run: the same rows' own median error, each run "
+          "predicted by the mean of the other runs of that point):")
+    print(f"  {'set':<9} {'band':<7} {'rows':>5} {'median':>7} {'p90':>7} {'bias':>7} {'run-run':>7}")
+    for label, summary, _ in sets:
         for band, s in summary.items():
+            run_run = spreads[label].get(band, {}).get("median_rel_error")
             print(f"  {label:<9} {band:<7} {s['rows']:>5} {s['median_rel_error']:>7.1%} {s['p90_rel_error']:>7.1%} "
-                  f"{s['bias']:>+7.1%}")
-    for cv in result.cross_validation:
-        label = f"fit {','.join(map(str, cv['train']))}->{','.join(map(str, cv['check']))}"
-        for band, s in cv["bands"].items():
-            print(f"  {label:<9} {band:<7} {s['rows']:>5} {s['median_rel_error']:>7.1%} {s['p90_rel_error']:>7.1%} "
-                  f"{s['bias']:>+7.1%}")
+                  f"{s['bias']:>+7.1%} {'-' if run_run is None else f'{run_run:.1%}':>7}")
     if not result.rows_heldout and not result.cross_validation:
         print("  (no held-back rows: the data has no other world size)")
     print(f"engine check: max |measure - estimate| / estimate on training rows = {result.engine_check_rel:.2g}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gpusim import presets
-from gpusim.calibration import choices, fit, transports
+from gpusim.calibration import choices, fit, repeatability, transports
 from gpusim.cli.calibrate_cmd import read_data
 from gpusim.errors import GpusimError
 from gpusim.report import validation as report
@@ -104,9 +104,13 @@ def run(args) -> int:
         summary[t] = {"preset": name, "skipped": skipped, "bands": fit.summarise(rows, sim),
                       "by_world_size": {str(n): fit.summarise([r for r in rows if r.n == n],
                                                               sim[[r.n == n for r in rows]])
-                                        for n in sorted({r.n for r in rows})}}
+                                        for n in sorted({r.n for r in rows})},
+                      "run_to_run": repeatability.by_world_size(rows)}
+        spread = {(g["op"], g["variant"], g["band"]): g["median_rel_error"]
+                  for g in fit.error_groups(*repeatability.leave_one_run_out(rows))}
         for g in fit.error_groups(rows, sim):
-            groups.append({"transport": t, "preset": name, **g})
+            groups.append({"transport": t, "preset": name, **g,
+                           "run_to_run": spread.get((g["op"], g["variant"], g["band"]))})
         points += [{"transport": t, "preset": name, "op": r.op, "variant": r.variant, "n": r.n,
                     "size_bytes": r.size_bytes, "measured_s": r.time_s, "simulated_s": float(s)}
                    for r, s in zip(rows, sim)]
@@ -114,13 +118,11 @@ def run(args) -> int:
     for t, s in summary.items():
         for reason, count in s["skipped"].items():
             print(f"# {t}: {count} skipped: {fit.SKIP_REASONS[reason]}")
-    print("# relative error of time |t_sim - t_meas| / t_meas (bias: median signed error, + = model slow)")
+    print("# relative error of time |t_sim - t_meas| / t_meas (bias: median signed error, + = model slow);")
+    print("# run-run: the data's own median error, each run predicted by the mean of the other runs of that point")
     print(report.error_table(groups))
     print()
-    for t, s in summary.items():
-        for band, b in s["bands"].items():
-            print(f"{t:<9} {s['preset']:<14} {band:<7} rows {b['rows']:>4}  median {b['median_rel_error']:>6.1%}  "
-                  f"p90 {b['p90_rel_error']:>6.1%}")
+    print(report.world_size_table(summary))
     checked = _choices(args.choices or ([] if args.data else _committed(CHOICES_DIR)), chosen)
     if checked:
         print("# the tuner against NCCL's logged choices:")

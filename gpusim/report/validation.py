@@ -21,14 +21,35 @@ from gpusim.collectives.bus_bandwidth import busbw_factor  # noqa: E402
 from gpusim.report.figures import save  # noqa: E402
 
 
+def _share(x) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
 def error_table(groups: list[dict]) -> str:
-    """One line per (transport, op, variant, band): rows, median and p90 relative error, bias."""
+    """One line per (transport, op, variant, band): rows, median and p90 relative error, bias, and the data's own
+    run-to-run median error (``run_to_run``; '-' where no point was measured twice)."""
     head = f"{'transport':<9} {'preset':<14} {'op':<15} {'variant':<13} {'band':<7} {'rows':>5} " \
-           f"{'median':>7} {'p90':>7} {'bias':>7}"
+           f"{'median':>7} {'p90':>7} {'bias':>7} {'run-run':>7}"
     lines = [head, "-" * len(head)]
     for g in groups:
         lines.append(f"{g['transport']:<9} {g['preset']:<14} {g['op']:<15} {g['variant']:<13} {g['band']:<7} "
-                     f"{g['rows']:>5} {g['median_rel_error']:>7.1%} {g['p90_rel_error']:>7.1%} {g['bias']:>+7.1%}")
+                     f"{g['rows']:>5} {g['median_rel_error']:>7.1%} {g['p90_rel_error']:>7.1%} {g['bias']:>+7.1%} "
+                     f"{_share(g.get('run_to_run')):>7}")
+    return "\n".join(lines)
+
+
+def world_size_table(summary: dict) -> str:
+    """Per transport, world size and band: rows, the model's median and p90 error, and the data's run-to-run median
+    (``summary[transport]``: ``preset``, ``by_world_size`` and ``run_to_run``, as validation.json holds them)."""
+    head = f"{'transport':<9} {'preset':<14} {'ranks':>5} {'band':<7} {'rows':>5} {'median':>7} {'p90':>7} " \
+           f"{'run-run':>7}"
+    lines = [head, "-" * len(head)]
+    for t, s in summary.items():
+        for n, bands in s["by_world_size"].items():
+            spread = s.get("run_to_run", {}).get(n, {})
+            for band, b in bands.items():
+                lines.append(f"{t:<9} {s['preset']:<14} {n:>5} {band:<7} {b['rows']:>5} {b['median_rel_error']:>7.1%} "
+                             f"{b['p90_rel_error']:>7.1%} {_share(spread.get(band, {}).get('median_rel_error')):>7}")
     return "\n".join(lines)
 
 

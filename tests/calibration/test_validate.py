@@ -303,6 +303,10 @@ def test_calibrate_command_rewrites_the_shipped_preset(tmp_path):
                      "-o", str(out)])
     assert rc == 0 and out.is_file()
     assert "gpu_io.bandwidth_Bps" in text and "fit 2->4" in text and "fit 4->2" in text
+    # next to each error, the same rows' run-to-run spread (three runs of 2 and 4 ranks; 3 ranks were run once)
+    assert "run-run" in text
+    assert [line.split()[-1] for line in text.splitlines() if line.strip().startswith("held-back")] == ["-"] * 3
+    assert all(line.split()[-1].endswith("%") for line in text.splitlines() if line.strip().startswith("fit 4->2"))
     new = preset_file.read(out)
     shipped = preset_file.read(presets.calibrated()["h200-socket"])
     assert new.links["gpu_io"]["bandwidth_Bps"] == pytest.approx(shipped.links["gpu_io"]["bandwidth_Bps"], rel=1e-5)
@@ -365,6 +369,11 @@ def test_validate_default_data_json_only(tmp_path):
     assert set(doc["summary"]) == {"nvlink", "pcie_shm", "socket"}
     assert doc["summary"]["nvlink"]["bands"][">=1MiB"]["median_rel_error"] < 0.15
     assert "436 of 436 calls as NCCL chose" in text                 # the committed choices are checked too
+    # the data's own run-to-run spread stands next to the model's error, per world size and per group
+    assert "run-run" in text
+    spread = doc["summary"]["socket"]["run_to_run"]
+    assert set(spread) == {"2", "4"} and spread["2"][">=1MiB"]["median_rel_error"] > 0.1
+    assert all("run_to_run" in g for g in doc["groups"])
     assert doc["choices"]["socket"]["agree"] == 400
     assert not list(tmp_path.glob("*.png"))
 

@@ -1,0 +1,53 @@
+"""How well the measurements reproduce themselves: the yardstick for the model's error.
+
+A point (transport, world size, operation, forced variant, size) measured in several runs (measurement files:
+separate machine starts) is predicted for each run by the mean time of the other runs, and the relative error
+|t_others - t_run| / t_run is summarised per size band exactly as the model's error is (:func:`fit.summarise`).
+It says how well a second measurement of the same calls on the same hardware predicts them, the yardstick for a
+model's error: on the committed H200 data two-rank socket calls of 1 MiB and more reproduce to a median 11.4 %, so
+the socket preset's 10.2 % on them (fitted on 4 ranks) is at the data's floor, while NVLink and SHM reproduce to
+0.4-3.6 % and their errors are the model's.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from gpusim.calibration.fit import Row, summarise
+
+
+def leave_one_run_out(rows: list[Row]) -> tuple[list[Row], np.ndarray]:
+    """Each run of each point measured in two or more runs, with the mean time of the other runs (its prediction).
+
+    A point is (transport, n, op, variant, size); a run is :attr:`Row.run`. Repeats inside one run are averaged
+    first, so a run counts once. Returned rows carry the run's mean time."""
+    points: dict[tuple, dict[str, list[float]]] = {}
+    for r in rows:
+        points.setdefault((r.transport, r.n, r.op, r.variant, r.size_bytes), {}).setdefault(r.run, []).append(r)
+    out_rows, predicted = [], []
+    for runs in points.values():
+        if len(runs) < 2:
+            continue
+        mean = {run: float(np.mean([r.time_s for r in rs])) for run, rs in runs.items()}
+        for run, rs in runs.items():
+            others = [t for other, t in mean.items() if other != run]
+            out_rows.append(Row(rs[0].op, rs[0].n, rs[0].size_bytes, mean[run], rs[0].algo, rs[0].proto,
+                                rs[0].transport, rs[0].variant, run))
+            predicted.append(float(np.mean(others)))
+    return out_rows, np.array(predicted)
+
+
+def spread(rows: list[Row]) -> dict:
+    """Run-to-run error per size band (:func:`fit.summarise`'s keys) of the points ``rows`` measured more than once;
+    empty when none was."""
+    repeated, predicted = leave_one_run_out(rows)
+    return summarise(repeated, predicted) if repeated else {}
+
+
+def by_world_size(rows: list[Row]) -> dict[str, dict]:
+    """:func:`spread` per world size (keys as strings, as in validation.json), only world sizes with repeats."""
+    out = {}
+    for n in sorted({r.n for r in rows}):
+        s = spread([r for r in rows if r.n == n])
+        if s:
+            out[str(n)] = s
+    return out
