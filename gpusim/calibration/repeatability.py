@@ -4,8 +4,8 @@ A point (transport, world size, operation, forced variant, size) measured in sev
 separate machine starts) is predicted for each run by the mean time of the other runs, and the relative error
 |t_others - t_run| / t_run is summarised per size band exactly as the model's error is (:func:`fit.summarise`).
 It says how well a second measurement of the same calls on the same hardware predicts them, the yardstick for a
-model's error: on the committed H200 data two-rank socket calls of 1 MiB and more reproduce to a median 11.4 %, so
-the socket preset's 10.2 % on them (fitted on 4 ranks) is at the data's floor, while NVLink and SHM reproduce to
+model's error: on the committed H200 data two-rank socket calls of 1 MiB and more reproduce to a median 8.9 %
+(five runs), close to the socket preset's 10.9 % on them when fitted on 4 ranks, while NVLink and SHM reproduce to
 0.4-3.6 % and their errors are the model's.
 """
 from __future__ import annotations

@@ -327,6 +327,20 @@ def test_nvlink_and_shm_repeat_between_machine_starts_and_sockets_do_not(h200, r
             assert len(d) >= 60 and lo <= statistics.median(d) <= hi, (t, n, statistics.median(d))
 
 
+def test_socket_runs_4_and_5_cover_2_3_4_ranks_with_unaligned_splits_apart():
+    """Runs 4 and 5 repeat the socket transport on two more machine starts: all six ops on 2 and 4 ranks, and on
+    3 ranks the ops whose chunk is the whole buffer; their 3-rank all_gather, reduce_scatter and all_to_all (power-of-
+    two buffers, chunks off a 16-byte boundary) are kept apart in extra/ as run 2's are."""
+    for run in (4, 5):
+        rows = M.load_csv(DATA / f"collectives_run{run}.csv")
+        have = {(m.transport, m.world_size, m.op) for m in rows}
+        split = {"all_gather", "reduce_scatter", "all_to_all"}
+        assert have == {("socket", n, op) for n in (2, 3, 4) for op in OPS6 if n != 3 or op not in split}
+        assert max(m.size_bytes for m in rows) == GiB and {m.launch for m in rows} == {"nccl_api"}
+        odd = M.load_csv(DATA / "extra" / f"collectives_3rank_unaligned_run{run}.csv")
+        assert {(m.transport, m.world_size) for m in odd} == {("socket", 3)} and {m.op for m in odd} == split
+
+
 def test_3_rank_chunks_off_a_16_byte_boundary_slow_all_gather_and_all_to_all(run2):
     """With 3 ranks a power-of-two buffer leaves each rank a chunk that is a multiple of 4 or 8 bytes only (as in
     nccl-tests, which rounds the same way); NCCL then moves all_gather at 0.46-0.85x and all_to_all at 0.28-0.66x

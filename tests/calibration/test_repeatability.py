@@ -8,8 +8,7 @@ from gpusim import presets
 from gpusim.calibration import fit, measurements, preset_file, repeatability
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNS = [ROOT / "validation" / "data" / "h200" / f
-        for f in ("collectives.csv", "collectives_run2.csv", "collectives_run3.csv")]
+RUNS = sorted((ROOT / "validation" / "data" / "h200").glob("collectives*.csv"))
 
 
 def _row(time_s, run, size=1 << 20, n=2, op="all_reduce"):
@@ -36,6 +35,7 @@ def test_each_run_is_predicted_by_the_others_with_hand_values():
 def test_a_measurement_run_is_its_file():
     """The run of a record is its source without the line number, so the rows of one file are one run."""
     m = measurements.load_csv(RUNS[1])[0]
+    assert RUNS[1].name == "collectives_run2.csv"
     assert m.source.endswith("collectives_run2.csv:2") and m.run.endswith("collectives_run2.csv")
     rows, _ = fit.rows_from([m])
     assert rows[0].run == m.run
@@ -43,20 +43,19 @@ def test_a_measurement_run_is_its_file():
 
 
 def test_committed_runs_reproduce_except_loopback_sockets_and_forced_ll_on_shm():
-    """NVLink and SHM calls of >= 1 MiB repeat within 4 % from one machine start to the next; two-rank sockets do
-    not (the host's TCP stack): a run predicts another no better than the socket preset fitted on 4 ranks predicts
-    2 (its recorded cross-validation), so that miss of the 10 % target is the data's own spread. Forced LL and LL128
-    on 4-rank SHM repeat worst of all."""
+    """NVLink and SHM calls of >= 1 MiB repeat within 4 % from one machine start to the next; loopback sockets do
+    not (the host's TCP stack), least on 2 ranks, where a run predicts another to a median 9 %, the socket preset
+    fitted on 4 ranks to 11 % (its recorded cross-validation). Forced Tree/LL on 4-rank SHM repeats worst of all."""
     data = [m for path in RUNS for m in measurements.load_csv(path)]
     spread = {t: repeatability.by_world_size(fit.rows_from(data, t)[0]) for t in ("nvlink", "pcie_shm", "socket")}
     for t in ("nvlink", "pcie_shm"):
         for n in ("2", "4"):
             assert spread[t][n][">=1MiB"]["median_rel_error"] < 0.04, (t, n)
     socket_2 = spread["socket"]["2"][">=1MiB"]["median_rel_error"]
-    assert socket_2 > 0.10 and socket_2 > 1.5 * spread["socket"]["4"][">=1MiB"]["median_rel_error"]
+    assert 0.06 < socket_2 and socket_2 > 1.5 * spread["socket"]["4"][">=1MiB"]["median_rel_error"]
     shipped = preset_file.read(presets.calibrated()["h200-socket"]).provenance["cross_validation"]
     four_to_two = next(b for b in shipped if b["train"] == [4])["bands"][">=1MiB"]["median_rel_error"]
-    assert four_to_two <= socket_2
+    assert socket_2 < four_to_two < socket_2 + 0.03
     shm_4 = [r for r in fit.rows_from(data, "pcie_shm")[0] if r.n == 4 and r.size_bytes >= 1 << 20]
     tree_ll = repeatability.spread([r for r in shm_4 if r.variant == "Tree/LL"])[">=1MiB"]["median_rel_error"]
     assert tree_ll > 0.3
