@@ -3,10 +3,8 @@
 A point (transport, world size, operation, forced variant, size) measured in several runs (measurement files:
 separate machine starts) is predicted for each run by the mean time of the other runs, and the relative error
 |t_others - t_run| / t_run is summarised per size band exactly as the model's error is (:func:`fit.summarise`).
-It says how well a second measurement of the same calls on the same hardware predicts them, the yardstick for a
-model's error: on the committed H200 data two-rank socket calls of 1 MiB and more reproduce to a median 8.9 %
-(five runs), close to the socket preset's 10.9 % on them when fitted on 4 ranks, while NVLink and SHM reproduce to
-0.4-3.6 % and their errors are the model's.
+It says how well a second measurement of the same calls on the same hardware predicts them: where the model's
+error is near it, the data cannot tell a better model from this one (docs/validation.md gives the H200 figures).
 """
 from __future__ import annotations
 
@@ -20,7 +18,7 @@ def leave_one_run_out(rows: list[Row]) -> tuple[list[Row], np.ndarray]:
 
     A point is (transport, n, op, variant, size); a run is :attr:`Row.run`. Repeats inside one run are averaged
     first, so a run counts once. Returned rows carry the run's mean time."""
-    points: dict[tuple, dict[str, list[float]]] = {}
+    points: dict[tuple, dict[str, list[Row]]] = {}
     for r in rows:
         points.setdefault((r.transport, r.n, r.op, r.variant, r.size_bytes), {}).setdefault(r.run, []).append(r)
     out_rows, predicted = [], []
