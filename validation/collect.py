@@ -474,11 +474,12 @@ def _measure_group(torch, dist, args, pg, cg, n, rank, device, clock, transport,
             launch_fn, launch = None, args.launch
             if cuda_graph_ok and nbytes <= graph_cap:
                 iters = min(iters, args.graph_max_iters)
-                launch_fn = _capture(torch, fn, iters)
+                direct = isinstance(pg, _DirectGroup)
+                launch_fn = _capture(torch, fn, iters, direct)
                 ok = torch.tensor([0.0 if launch_fn is None else 1.0])
                 dist.all_reduce(ok, op=dist.ReduceOp.MIN, group=cg)
                 if ok.item() == 1.0:
-                    launch = "cuda_graph"
+                    launch = "nccl_api_graph" if direct else "cuda_graph"
                     launch_fn()  # the first replay uploads the graph: keep it out of the timings
                 else:
                     cuda_graph_ok = False  # capture failed on some rank: eager from here on, for this op
@@ -490,7 +491,7 @@ def _measure_group(torch, dist, args, pg, cg, n, rank, device, clock, transport,
                 dist.barrier(group=cg)
                 clock.start()
                 h0 = time.perf_counter()
-                if launch == "cuda_graph":
+                if launch_fn is not None:
                     launch_fn()
                 else:
                     for _ in range(iters):
@@ -527,22 +528,28 @@ def _measure_group(torch, dist, args, pg, cg, n, rank, device, clock, transport,
     return False
 
 
-def _capture(torch, fn, iters):
+def _capture(torch, fn, iters, direct=False):
     """A CUDA graph of `iters` launches of fn, returned as its replay function; None if capture failed.
 
-    Replaying a graph launches the kernels back to back with no per-call PyTorch dispatch on the host, so small
-    messages are timed by the GPU, as nccl-tests times them, not by the host's launch rate.
+    Replaying a graph launches the kernels back to back with no per-call work on the host, so small messages are
+    timed by the GPU alone, not by the host's launch rate. ``direct``: fn calls NCCL's C API on the current stream
+    (the one it was bound to), so the graph is captured on that stream.
     """
     try:
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
+        if direct:
             for _ in range(2):
                 fn()
-        torch.cuda.current_stream().wait_stream(side)
-        torch.cuda.synchronize()
+            torch.cuda.synchronize()
+        else:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    fn()
+            torch.cuda.current_stream().wait_stream(side)
+            torch.cuda.synchronize()
         g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
+        with torch.cuda.graph(g, stream=torch.cuda.current_stream() if direct else None):
             for _ in range(iters):
                 fn()
         torch.cuda.synchronize()
@@ -885,8 +892,8 @@ def _drive(args, parser) -> int:
             a, _, pr = v.partition("/")
             if a not in ALGOS or pr not in PROTOS:
                 parser.error(f"--variants {v}: use ALGO/PROTO with ALGO in {ALGOS} and PROTO in {PROTOS}")
-    if args.launch == "nccl_api" and (args.dry_cpu or args.graph_max_bytes):
-        parser.error("--launch nccl_api needs GPUs and launches eagerly: drop --dry-cpu and --graph-max-bytes")
+    if args.launch == "nccl_api" and args.dry_cpu:
+        parser.error("--launch nccl_api needs GPUs: drop --dry-cpu")
     sizes = ([parse_size(s) for s in args.sizes.split(",")] if args.sizes
              else size_list(parse_size(args.min_bytes), parse_size(args.max_bytes)))
     summary = {"tag": tag, "machine": machine, "argv": sys.argv, "torch": tv, "nccl": nv, "jobs": []}
