@@ -43,9 +43,9 @@ def spread(rows: list[Row]) -> dict:
 
 def by_world_size(rows: list[Row]) -> dict[str, dict]:
     """:func:`spread` per world size (keys as strings, as in validation.json), only world sizes with repeats."""
+    repeated, predicted = leave_one_run_out(rows)
     out = {}
-    for n in sorted({r.n for r in rows}):
-        s = spread([r for r in rows if r.n == n])
-        if s:
-            out[str(n)] = s
+    for n in sorted({r.n for r in repeated}):
+        sel = [i for i, r in enumerate(repeated) if r.n == n]
+        out[str(n)] = summarise([repeated[i] for i in sel], predicted[sel])
     return out
