@@ -4,10 +4,11 @@ The model of one measured call r = (op, n ranks, size S, algorithm a, protocol p
 exactly :meth:`Collectives.estimate` of one call in a run of identical back-to-back calls, as nccl-tests and
 validation/collect.py time them:
 
-    t(r; θ) = n · o + Σ_phases max_f [ lat0_f + b_p · base_f + s_p · step_f + (bytes_f / (e_p g_op)) / rate_f ]
+    g(r; θ) = n · o + Σ_phases max_f [ lat0_f + b_p · base_f + s_p · step_f + (bytes_f / (e_p g_op)) / rate_f ]
               + (S / n) / R_op
+    t(r; θ) = max(F, g(r; θ)) for calls the host issued one by one, g(r; θ) for calls replayed from a CUDA graph
 
-o is a call overhead per rank, lat0_f flow f's wire latency, base_f and step_f NCCL's base and per-step software
+F is the host's issue interval (``launch_floor_s``), o a call overhead per rank, lat0_f flow f's wire latency, base_f and step_f NCCL's base and per-step software
 latencies of (a, p) scaled per protocol by b_p and s_p, e_p the payload efficiency of protocol p (LL and LL128
 fitted, Simple 1), g_op the operation's bandwidth relative to all_reduce's, and rate_f the max-min rate on link
 capacities C(θ) (the transport's bottleneck technology has a fitted efficiency or bandwidth) under per-flow caps
@@ -38,8 +39,9 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from gpusim import __version__
+from gpusim.calibration.measurements import host_launched
 from gpusim.calibration.preset_file import CalibratedPreset
-from gpusim.calibration.transports import (LATENCY_TERMS, MODEL_MAPS, PER_RANK, Transport, transport, with_local_copy,
+from gpusim.calibration.transports import (FLOOR, LATENCY_TERMS, MODEL_MAPS, PER_RANK, Transport, transport, with_local_copy,
                                           with_nccl_log)
 from gpusim.collectives.cost_model import OPS, OWN_CHUNK_OPS, PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel
 from gpusim.collectives.plans import P2P_OPS
@@ -58,6 +60,9 @@ _NCCL_ALGO = {"default": "auto", "auto": "auto", "ring": "ring", "tree": "tree",
 _NCCL_PROTO = {"default": "auto", "auto": "auto", "ll": "LL", "ll128": "LL128", "simple": "Simple"}
 #: Weight of the log-normal priors on NCCL's scales, in rows at one e-fold (transports.PRIOR_WIDTH is their width).
 PRIOR_WEIGHT = 3.0
+#: Calls up to this size are as short as the host issues them (extra/probe_graph_vs_api: up to 1 KiB): their median
+#: time is where the launch floor's fit starts.
+SMALL_BYTES = 1024
 
 
 # -- rows ---------------------------------------------------------------------------------------------------------
@@ -75,6 +80,7 @@ class Row:
     transport: str
     variant: str        # as measured: 'default' or 'Ring/LL' ...
     run: str = ""       # the measurement file (Measurement.run)
+    host: bool = True   # issued call by call from the host (Measurement.host_launched): held to the launch floor
 
 
 #: Why rows_from leaves a measurement out (the key it counts it under).
@@ -111,7 +117,8 @@ def rows_from(measurements, transport_name: str | None = None) -> tuple[list[Row
             skipped["tree_not_all_reduce"] += 1
             continue
         out.append(Row(op, int(m.world_size), float(m.size_bytes), float(m.time_s), algo, proto, m.transport,
-                       "default" if algo == proto == "auto" else f"{m.algo}/{m.proto}", getattr(m, "run", "")))
+                       "default" if algo == proto == "auto" else f"{m.algo}/{m.proto}", getattr(m, "run", ""),
+                       host_launched(getattr(m, "launch", ""))))
     return out, {k: v for k, v in skipped.items() if v}
 
 
@@ -153,7 +160,7 @@ def error_groups(rows: list[Row], sim_s: np.ndarray, by=("op", "variant")) -> li
 
 def simulate(rows: list[Row], cluster_for: Callable[[int], Cluster], engine: bool = True) -> np.ndarray:
     """Simulated time of each row on ``cluster_for(n)``: with the event engine (``measure``) or the plan's
-    closed form (``Collectives.estimate``)."""
+    closed form (``Collectives.estimate``); a row replayed from a CUDA graph without the host's launch floor."""
     out = np.zeros(len(rows))
     by_n: dict[int, list[int]] = {}
     for i, r in enumerate(rows):
@@ -161,14 +168,16 @@ def simulate(rows: list[Row], cluster_for: Callable[[int], Cluster], engine: boo
     for n, idx in sorted(by_n.items()):
         cluster = cluster_for(n)
         fabric = Fabric(cluster.graph)
-        coll = Collectives(fabric, cluster.model)
-        ranks = coll.ranks(range(n))
+        models = {True: cluster.model, False: replace(cluster.model, launch_floor_s=0.0)}
+        colls = {host: Collectives(fabric, m) for host, m in models.items()}
+        ranks = colls[True].ranks(range(n))
         for i in idx:
             r = rows[i]
             if engine:
-                out[i] = measure(fabric, cluster.model, r.op, range(n), r.size_bytes, r.algo, r.proto,
+                out[i] = measure(fabric, models[r.host], r.op, range(n), r.size_bytes, r.algo, r.proto,
                                  back_to_back=True).time_s
             else:
+                coll = colls[r.host]
                 c = coll.choose(r.op, ranks, r.size_bytes, r.algo, r.proto)
                 out[i] = coll.estimate(r.op, ranks, r.size_bytes, c.algo, c.proto, c.channels, back_to_back=True)
     return out
@@ -224,11 +233,12 @@ def _maps(tr: Transport, values: dict) -> dict:
 
 def _model(tr: Transport, values: dict, protocols, plan_only: bool = False,
            latency: dict | None = None) -> CostModel:
-    """The cost model for ``values``, without the per-rank overhead (the evaluator adds it per row).
+    """The cost model for ``values``, without the per-rank overhead and the launch floor (the evaluator applies
+    them per row).
     ``plan_only`` plans every protocol and op at 100 % payload, unit bandwidth scale and unit own-chunk and p2p
     channel rates (the evaluator applies those itself); ``latency`` then replaces the latency scales."""
     values = _complete(tr, values)
-    fields = {p.name: values[p.name] for p in tr.params if not p.link and not p.entry and p is not PER_RANK}
+    fields = {p.name: values[p.name] for p in tr.params if not p.link and not p.entry and p not in (PER_RANK, FLOOR)}
     fields.update(_maps(tr, values))
     if plan_only:
         fields.update(payload_efficiency={k: 1.0 for k in PAYLOAD_EFFICIENCY}, op_bandwidth_scale={},
@@ -244,6 +254,7 @@ class Evaluator:
         self.rows = rows
         self.worlds = {n: _WorldSize(tr, n) for n in sorted({r.n for r in rows})}
         self.n_of_row = np.array([r.n for r in rows], dtype=float)
+        self.host_row = np.array([r.host for r in rows], dtype=bool)
 
     def choices(self, values: dict, protocols) -> list[tuple[str, str, int]]:
         """(algo, proto, channels) of each row as the tuner picks them under ``values``."""
@@ -356,7 +367,8 @@ class Evaluator:
                 t = np.einsum("ij,ij->i", self.lat, terms) + np.where(size > 0, size / rate, 0.0)
             seg = np.maximum.reduceat(t, self.seg_start)
             out += np.bincount(self.seg_row, weights=seg, minlength=len(self.rows))
-        return out
+        floor = values.get(FLOOR.name, 0.0)
+        return np.where(self.host_row, np.maximum(out, floor), out) if floor else out
 
 
 # -- fitting ---------------------------------------------------------------------------------------------------------
@@ -454,6 +466,10 @@ def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world
     if PER_RANK in tr.params:      # a transport may fit a per-rank host cost (eager framework launches)
         floor = float(np.min(meas))
         start[PER_RANK.name] = min(max(0.1 * floor / max(train_ws), PER_RANK.low * 10), PER_RANK.high / 2)
+    host = [r for r in train if r.host]
+    if FLOOR in tr.params and host:     # below every call the floor has no gradient: start at the smallest calls'
+        small = [r.time_s for r in host if r.size_bytes <= SMALL_BYTES] or [min(r.time_s for r in host)]
+        start[FLOOR.name] = min(max(float(np.median(small)), FLOOR.low * 10), FLOOR.high / 2)
     best = None
     for protocols in protocol_sets or (tr.protocols,):
         values, cost = _solve(ev, tr, protocols, start, meas, prior_weight)

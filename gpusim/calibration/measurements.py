@@ -100,9 +100,25 @@ class Measurement:
         return busbw_factor(self.op, self.world_size)
 
     @property
+    def host_launched(self) -> bool:
+        """Whether the host issued each timed call (held to its issue interval when calls are short), not the GPU
+        replaying them from a CUDA graph."""
+        return host_launched(self.launch)
+
+    @property
     def run(self) -> str:
         """The run this record came from: its source without a trailing ``:line`` (a measurement file)."""
         return re.sub(r":\d+$", "", self.source)
+
+
+#: ``launch`` values of calls the GPU replays from a CUDA graph (validation/collect.py --graph-max-bytes): back to
+#: back they last their GPU time, not the host's issue interval (validation/data/h200/extra/probe_graph_vs_api).
+GRAPH_LAUNCHES = ("nccl_api_graph", "cuda_graph")
+
+
+def host_launched(launch: str) -> bool:
+    """Whether calls of ``launch`` mode were issued by the host one by one (every mode but a CUDA graph's)."""
+    return str(launch or "").strip().lower() not in GRAPH_LAUNCHES
 
 
 def _positive(x) -> bool:

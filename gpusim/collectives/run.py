@@ -152,20 +152,22 @@ class Collectives:
             if a == "hierarchical" and len(self.planner.servers(ranks)) < 2:
                 continue
             for p in ([proto] if proto != "auto" else self.model.allowed_protocols):
-                t = self.estimate(op, ranks, size_bytes, a, p, channels)
+                t = self.estimate(op, ranks, size_bytes, a, p, channels, floor=False)
                 if best is None or t < best[0]:
                     best = (t, a, p)
         return best[1], best[2]
 
     # -- timing ---------------------------------------------------------------------------------------------
-    def estimate(self, op, ranks, size_bytes, algo, proto, channels, back_to_back: bool = False) -> float:
+    def estimate(self, op, ranks, size_bytes, algo, proto, channels, back_to_back: bool = False,
+                 floor: bool = True) -> float:
         """Uncontended time from the plan alone (max-min rates of each phase, no event loop); ``back_to_back``:
-        per call of a long run of identical calls (:meth:`Planner.plan`)."""
+        per call of a long run of identical calls (:meth:`Planner.plan`); ``floor``: at least the launch floor
+        (the host's issue interval, which does not choose NCCL's algorithm or protocol)."""
         total = self.model.call_overhead_s
         net = self.fabric.net
         for phase in self.planner.plan(op, ranks, size_bytes, algo, proto, channels, back_to_back):
             total += _phase_time(phase, net.capacity)
-        return max(total, self.model.launch_floor_s)
+        return max(total, self.model.launch_floor_s) if floor else total
 
     def collective(self, op: str, ranks, size_bytes: float, algo: str = "auto", proto: str = "auto",
                    channels: int | None = None, label: str = "", back_to_back: bool = False):

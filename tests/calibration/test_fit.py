@@ -14,8 +14,9 @@ VARIANTS = (("default", "default"), ("Ring", "LL"), ("Ring", "LL128"), ("Ring", 
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "sendrecv")
 
 
-def synthetic(transport, values, world_sizes=(2, 4), protocols=None, step=4):
-    """Measurement records whose times the simulator itself produced with ``values`` (sizes 8 B .. 4 GiB)."""
+def synthetic(transport, values, world_sizes=(2, 4), protocols=None, step=4, launch="nccl_api"):
+    """Measurement records whose times the simulator itself produced with ``values`` (sizes 8 B .. 4 GiB), as
+    calls of ``launch`` mode (a CUDA graph's are not held to the launch floor)."""
     preset = transports.TRANSPORTS[transport].calibrated(values, protocols)
     records = []
     for n in world_sizes:
@@ -24,7 +25,8 @@ def synthetic(transport, values, world_sizes=(2, 4), protocols=None, step=4):
                 for k in range(3, 33, step):
                     if (1 << k) % (4 * n) == 0:
                         records.append(SimpleNamespace(op=op, world_size=n, size_bytes=1 << k, time_s=1.0,
-                                                       transport=transport, algo=algo, proto=proto))
+                                                       transport=transport, algo=algo, proto=proto,
+                                                       launch=launch))
     rows, _ = fit.rows_from(records)
     for rec, t in zip(records, fit.simulate(rows, lambda n: preset.cluster(n), engine=False)):
         rec.time_s = float(t)
@@ -89,6 +91,37 @@ def test_recovers_the_parameters_that_generated_the_data(transport):
     pulled = fit.fit(records, transport, train_world_sizes=(2, 4), engine_check=False)
     assert pulled.heldout["all"]["p90_rel_error"] < 0.01
     assert [cv["train"] for cv in pulled.cross_validation] == [[2], [4]]
+
+
+def test_launch_floor_holds_calls_from_the_host_not_from_a_cuda_graph():
+    """Calls issued one by one from the host last max(launch floor, GPU time); the same calls replayed from a CUDA
+    graph last their GPU time. From both kinds the fit recovers the floor and the GPU's own latencies; the event
+    engine agrees row by row."""
+    truth = {**TRUTH["nvlink"], "launch_floor_s": 12e-6}
+    host = synthetic("nvlink", truth, step=3)
+    graph = synthetic("nvlink", truth, step=3, launch="nccl_api_graph")
+    pairs = list(zip(host, graph))
+    assert all(h.time_s == pytest.approx(max(12e-6, g.time_s), rel=1e-12) for h, g in pairs)
+    assert sum(g.time_s < 10e-6 for g in graph) > 20 and sum(g.time_s > 20e-6 for g in graph) > 20
+    result = fit.fit(host + graph, "nvlink", train_world_sizes=(2, 4), prior_weight=0.0, cross_validate=False)
+    assert result.values["launch_floor_s"] == pytest.approx(12e-6, rel=1e-3)
+    for name, want in TRUTH["nvlink"].items():
+        assert result.values[name] == pytest.approx(want, rel=5e-3), name
+    assert result.train["all"]["median_rel_error"] < 1e-6 and result.engine_check_rel < 1e-9
+    assert result.preset.model["launch_floor_s"] == pytest.approx(12e-6, rel=1e-3)
+
+
+def test_launch_floor_starts_at_the_smallest_calls():
+    """From below every call the floor has no gradient: the fit starts it at the median time of the host's calls
+    up to 1 KiB, and from there finds it on host-launched data alone. Here the floor holds half of those calls (the
+    GPU needs 8-12 us for them, 17-26 us for the others), so the fit starts above it and must come down."""
+    truth = {**TRUTH["nvlink"], "launch_floor_s": 14e-6}
+    records = synthetic("nvlink", truth, world_sizes=(4,), step=2)
+    small = sorted(r.time_s for r in records if r.size_bytes <= fit.SMALL_BYTES)
+    assert small.count(14e-6) * 2 == len(small) and small[len(small) // 2] > 17e-6
+    result = fit.fit(records, "nvlink", train_world_sizes=(4,), prior_weight=0.0, engine_check=False)
+    assert result.values["launch_floor_s"] == pytest.approx(14e-6, rel=1e-3)
+    assert result.train["all"]["p90_rel_error"] < 0.01
 
 
 def test_fit_moves_off_a_wrong_start_and_engine_agrees():

@@ -42,8 +42,8 @@ def _errors(rows, name):
 
 # (median <1MiB, median >=1MiB) bounds of the shipped presets (fitted on 2 and 4 ranks), per world size; 3 ranks
 # were never fitted on
-BOUNDS = {("nvlink", 2): (0.115, 0.10), ("nvlink", 3): (0.105, 0.08), ("nvlink", 4): (0.09, 0.07),
-          ("pcie_shm", 2): (0.135, 0.055), ("pcie_shm", 3): (0.10, 0.12), ("pcie_shm", 4): (0.09, 0.115),
+BOUNDS = {("nvlink", 2): (0.09, 0.10), ("nvlink", 3): (0.10, 0.075), ("nvlink", 4): (0.08, 0.07),
+          ("pcie_shm", 2): (0.10, 0.045), ("pcie_shm", 3): (0.10, 0.135), ("pcie_shm", 4): (0.085, 0.10),
           ("socket", 2): (0.15, 0.095), ("socket", 3): (0.155, 0.07), ("socket", 4): (0.19, 0.065)}
 
 
@@ -69,8 +69,8 @@ def test_committed_preset_errors_on_each_world_size(data, transport):
 # cross-validation: fit on one world size, check the other; (median <1MiB, median >=1MiB) bounds on held-back rows.
 # The issue's target is 25 % / 10 %: met below 1 MiB everywhere, and at >= 1 MiB by NVLink both ways, SHM 4->2 and
 # sockets 2->4; docs/validation.md says what keeps the others above it.
-CROSS = {("nvlink", 4): (0.145, 0.10), ("nvlink", 2): (0.12, 0.09),
-         ("pcie_shm", 4): (0.17, 0.075), ("pcie_shm", 2): (0.155, 0.19),
+CROSS = {("nvlink", 4): (0.105, 0.10), ("nvlink", 2): (0.12, 0.09),
+         ("pcie_shm", 4): (0.135, 0.075), ("pcie_shm", 2): (0.155, 0.20),
          ("socket", 4): (0.225, 0.115), ("socket", 2): (0.19, 0.065)}
 
 
@@ -165,6 +165,40 @@ def test_engine_gives_the_estimate_on_measured_calls(data):
     engine = fit.simulate(rows, lambda n: preset.cluster(n), engine=True)
     closed = fit.simulate(rows, lambda n: preset.cluster(n), engine=False)
     np.testing.assert_allclose(engine, closed, rtol=1e-9)
+
+
+def test_presets_predict_the_gpus_own_time_when_no_host_holds_the_calls(data):
+    """The presets' launch floor is the host's issue interval: between the GPU's own time for the smallest calls
+    (replayed from a CUDA graph, extra/probe_graph_vs_api, never fitted on) and the slowest host's, and the rest of
+    the model is the GPU's time. Those graph-replayed calls, simulated without the floor (engine and closed form
+    alike), are predicted within 35 % below 1 MiB (NVLink; 13-18 % over SHM) and 8 % above; before the floor was
+    separated the latencies carried the host's interval and were 56-90 % slow below 1 MiB."""
+    import statistics
+    graph = measurements.load_csv(DATA_DIR / "extra" / "probe_graph_vs_api" / "graph.csv")
+    assert not any(m.host_launched for m in graph) and all(m.host_launched for m in data)
+    bounds = {"nvlink": (0.35, 0.08), "pcie_shm": (0.20, 0.06)}
+    for transport, (small, large) in bounds.items():
+        preset = preset_file.read(presets.calibrated()[PRESETS[transport]])
+        floor = preset.model["launch_floor_s"]
+        host_small = {}
+        for m in data:
+            if m.transport == transport and m.size_bytes <= fit.SMALL_BYTES and m.algo == "default":
+                host_small.setdefault((m.run, m.world_size), []).append(m.time_s)
+        per_start = [statistics.median(v) for v in host_small.values()]
+        gpu_small = statistics.median(m.time_s for m in graph if m.transport == transport
+                                      and m.size_bytes <= fit.SMALL_BYTES)
+        assert gpu_small < min(per_start) <= floor <= max(per_start), (transport, floor)
+        rows, _ = fit.rows_from(graph, transport)
+        assert rows and not any(r.host for r in rows)
+        for n in (2, 4):
+            sel = [r for r in rows if r.n == n]
+            sim = fit.simulate(sel, lambda k: preset.cluster(k), engine=False)
+            err = fit.summarise(sel, sim)
+            assert err["<1MiB"]["median_rel_error"] <= small and err[">=1MiB"]["median_rel_error"] <= large, \
+                (transport, n, err)
+            assert sum(sim < floor) >= 20           # the floor really is off for these calls
+            np.testing.assert_allclose(fit.simulate(sel[::7], lambda k: preset.cluster(k), engine=True), sim[::7],
+                                       rtol=1e-9)
 
 
 def _run(argv):

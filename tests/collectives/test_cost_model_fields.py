@@ -161,6 +161,24 @@ def test_launch_floor_is_a_lower_bound_on_each_call_in_estimate_and_engine():
     assert measure(fabric, model, "all_reduce", range(8), GiB, algo="ring").time_s == pytest.approx(big, rel=1e-9)
 
 
+def test_launch_floor_does_not_choose_the_protocol():
+    """The host's issue interval lasts as long whatever NCCL runs, so it must not decide the algorithm or protocol:
+    under a floor longer than every call, the estimate tuner picks what it picks without one (it would otherwise
+    take the first candidate, all being equal at the floor)."""
+    fabric = Fabric(b.switch(4, B, LAT))
+    free = Collectives(fabric, CostModel.nccl(channels=2).with_overrides(tuner="estimate"))
+    floored = Collectives(fabric, free.model.with_overrides(launch_floor_s=1.0))
+    ranks = free.ranks(range(4))
+    picks = set()
+    for op in ("all_reduce", "all_to_all", "sendrecv"):
+        for size in (8, 64 << 10, 1 << 20, GiB):
+            want = free.choose(op, ranks, size)
+            assert floored.choose(op, ranks, size) == want, (op, size)
+            picks.add(want.proto)
+            assert floored.estimate(op, ranks, size, want.algo, want.proto, want.channels) == 1.0
+    assert len(picks) > 1          # the sizes span a protocol switch, so a floored tie would have shown
+
+
 def test_back_to_back_chain_pays_one_hop_of_latency_not_the_chain():
     """A broadcast chain over n ranks: alone it pays (n-1) hops of latency; in a run of identical calls the root
     starts the next call once its hop is free, so each call costs one hop's latency plus the bytes."""
