@@ -111,9 +111,9 @@ class Measurement:
         return re.sub(r":\d+$", "", self.source)
 
 
-#: ``launch`` values of calls the GPU replays from a CUDA graph (validation/collect.py --graph-max-bytes): back to
-#: back they last their GPU time, not the host's issue interval (validation/data/h200/extra/probe_graph_vs_api).
-GRAPH_LAUNCHES = ("nccl_api_graph", "cuda_graph")
+#: ``launch`` values of calls the GPU replays from a CUDA graph (validation/collect.py --graph-max-bytes, nccl-tests
+#: -G): back to back they last their GPU time, not the host's issue interval (validation/data/h200/extra/probe_graph_vs_api).
+GRAPH_LAUNCHES = ("nccl_api_graph", "cuda_graph", "nccl_tests_graph")
 
 
 def host_launched(launch: str) -> bool:

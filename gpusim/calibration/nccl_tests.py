@@ -34,6 +34,7 @@ _RANK = re.compile(r"^#\s*Rank\s+(\d+)\b")
 _STARTING = re.compile(r"^#\s*Collective test starting:\s*(\S+)")
 _SECTION = re.compile(r"^#\s*(?:nccl-tests version\b|nThread\s+\d+)")
 _ENV_SET = re.compile(r"\bNCCL_(ALGO|PROTO) set by environment to\s+(\S+)")
+_GRAPH = re.compile(r"\bgraph:\s*(\d+)")
 _TIME_COLS = ("time", "cputime")
 _INT = re.compile(r"^\d+$")
 _FILE_OPS = (("allreduce", "all_reduce"), ("allgather", "all_gather"), ("reducescatter", "reduce_scatter"),
@@ -170,6 +171,7 @@ def parse_text(text: str, source: str = "<text>", transport: str | None = None, 
     env = {"ALGO": None, "PROTO": None}
     out: list[Measurement] = []
     section_op, ranks, last_ranks = None, set(), None
+    launch = "nccl_tests"
     layout: _Layout | None = None
     rows_in_section = 0
     row_tag = None
@@ -193,6 +195,8 @@ def parse_text(text: str, source: str = "<text>", transport: str | None = None, 
             if starting:
                 section_op = _op_from_program(starting.group(1), where)
                 continue
+            if _SECTION.match(s):
+                launch = _launch(_GRAPH.search(s))
             r = _RANK.match(s)
             if r:
                 ranks.add(int(r.group(1)))
@@ -228,7 +232,7 @@ def parse_text(text: str, source: str = "<text>", transport: str | None = None, 
         if n is None:
             raise GpusimError(source, "cannot tell the world size: no '#  Rank' lines; pass world_size=")
         out.extend(_records_from_row(tokens, layout, where, this_op, n, transport, algo or env["ALGO"],
-                                     proto or env["PROTO"], source, lineno))
+                                     proto or env["PROTO"], source, lineno, launch))
         rows_in_section += 1
 
     if not out:
@@ -245,7 +249,14 @@ def _number(tok: str) -> float | None:
         return None
 
 
-def _records_from_row(tokens, layout: _Layout, where, op, n, transport, algo, proto, source, lineno):
+def _launch(graph) -> str:
+    """How the timed calls were issued: nccl-tests ``-G N`` (``graph: N`` in its header, ``config.graph`` in -J
+    output) captures N iterations in a CUDA graph and replays it, so the host's issue interval does not hold them."""
+    n = int(graph.group(1)) if hasattr(graph, "group") else graph
+    return "nccl_tests_graph" if isinstance(n, int) and not isinstance(n, bool) and n > 0 else "nccl_tests"
+
+
+def _records_from_row(tokens, layout: _Layout, where, op, n, transport, algo, proto, source, lineno, launch):
     size = int(tokens[layout.size])
     count = None
     if layout.count is not None:
@@ -267,7 +278,7 @@ def _records_from_row(tokens, layout: _Layout, where, op, n, transport, algo, pr
             op=op, world_size=n, size_bytes=size, time_s=_time_s(t_us, f"{where}:{layout.names[ti]}"),
             transport=transport or UNKNOWN_TRANSPORT, algo=algo or "default", proto=proto or "default",
             busbw_GBps=busbw, algbw_GBps=algbw, in_place=(k == 1), source=f"{Path(source).name}:{lineno}",
-            count=count, dtype=dtype))
+            count=count, dtype=dtype, launch=launch))
     return recs
 
 
@@ -300,8 +311,9 @@ def parse_json(text, source: str = "<json>", transport: str | None = None, op: s
         raise GpusimError(source, f"cannot tell the operation from 'args' or the file name; pass op= (one of "
                                   f"{', '.join(OPS)})")
     n = given_n
+    config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+    launch = _launch(config.get("graph"))
     if n is None:
-        config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
         devices = config.get("devices", doc.get("devices"))
         if isinstance(devices, list) and devices:
             n = len(devices)
@@ -341,7 +353,7 @@ def parse_json(text, source: str = "<json>", transport: str | None = None, op: s
                 op=this_op, world_size=n, size_bytes=size, time_s=_time_s(vals[tkey], f"{where}.{key}.{tkey}"),
                 transport=transport or UNKNOWN_TRANSPORT, algo=a, proto=p, busbw_GBps=vals["bus_bw"],
                 algbw_GBps=vals["alg_bw"], in_place=(k == 1), source=f"{Path(source).name}:results[{i}]",
-                count=count, dtype=str(res.get("type", ""))))
+                count=count, dtype=str(res.get("type", "")), launch=launch))
     if not out:
         raise GpusimError(source, "the 'results' list holds no timed result")
     return out

@@ -188,3 +188,26 @@ def test_bad_arguments():
         nccl_tests.parse_text(text, world_size=0)
     with pytest.raises(GpusimError, match="did you mean 'all_reduce'|unknown operation"):
         nccl_tests.parse_text(text, op="all_reduse")
+
+
+def test_cuda_graph_runs_are_marked_so_the_host_floor_does_not_hold_them():
+    """nccl-tests -G N replays N iterations from a CUDA graph ('graph: N' in the header, config.graph in -J output):
+    those records are not host-launched, so calibration does not hold them to the launch floor; 'graph: 0' and
+    headers without the field are host launches."""
+    import json
+    from gpusim.calibration import fit
+    text = (FIX / "all_reduce_perf_h200x8.txt").read_text()
+    assert "graph: 0" in text
+    host = nccl_tests.parse_text(text, transport="nvlink")
+    graph = nccl_tests.parse_text(text.replace("graph: 0", "graph: 1"), transport="nvlink")
+    assert {m.launch for m in host} == {"nccl_tests"} and all(m.host_launched for m in host)
+    assert {m.launch for m in graph} == {"nccl_tests_graph"} and not any(m.host_launched for m in graph)
+    assert not any(r.host for r in fit.rows_from(graph, "nvlink")[0])
+    old_text = (FIX / "all_gather_perf_dgx-a100_2021.log").read_text()
+    assert "nThread" in old_text and "graph:" not in old_text
+    assert all(m.host_launched for m in nccl_tests.parse_text(old_text, transport="nvlink", op="all_gather"))
+    doc = json.loads((FIX / "all_gather_perf_h100.json").read_text())
+    assert doc["config"]["graph"] == 0
+    assert all(m.host_launched for m in nccl_tests.parse_json(doc, transport="nvlink"))
+    doc["config"]["graph"] = 4
+    assert {m.launch for m in nccl_tests.parse_json(doc, transport="nvlink")} == {"nccl_tests_graph"}
