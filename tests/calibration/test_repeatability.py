@@ -32,6 +32,17 @@ def test_each_run_is_predicted_by_the_others_with_hand_values():
     assert set(repeatability.by_world_size(rows + [_row(2.0, "a", n=4)])) == {"2"}
 
 
+def test_a_graph_replay_is_not_a_repeat_of_host_launched_calls():
+    """The same call replayed from a CUDA graph lasts its GPU time, launched from the host at least the host's
+    interval: a graph run of a point predicts no host run of it, and the reverse."""
+    from dataclasses import replace
+    rows = [_row(10e-6, "a", size=8), _row(11e-6, "b", size=8), replace(_row(5e-6, "g", size=8), host=False)]
+    repeated, predicted = repeatability.leave_one_run_out(rows)
+    assert sorted((r.run, p) for r, p in zip(repeated, predicted)) == [("a", pytest.approx(11e-6)),
+                                                                        ("b", pytest.approx(10e-6))]
+    assert all(r.host for r in repeated)
+
+
 def test_a_measurement_run_is_its_file():
     """The run of a record is its source without the line number, so the rows of one file are one run."""
     m = measurements.load_csv(RUNS[1])[0]
