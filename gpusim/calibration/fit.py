@@ -466,10 +466,9 @@ def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world
     if PER_RANK in tr.params:      # a transport may fit a per-rank host cost (eager framework launches)
         floor = float(np.min(meas))
         start[PER_RANK.name] = min(max(0.1 * floor / max(train_ws), PER_RANK.low * 10), PER_RANK.high / 2)
-    host = [r for r in train if r.host]
-    if FLOOR in tr.params and host:     # below every call the floor has no gradient: start at the smallest calls'
-        small = [r.time_s for r in host if r.size_bytes <= SMALL_BYTES] or [min(r.time_s for r in host)]
-        start[FLOOR.name] = min(max(float(np.median(small)), FLOOR.low * 10), FLOOR.high / 2)
+    if FLOOR in tr.params:      # below every call the floor has no gradient: start at the smallest calls' time;
+        small = [r.time_s for r in train if r.host and r.size_bytes <= SMALL_BYTES]     # without any, it stays out
+        start[FLOOR.name] = min(max(float(np.median(small)), FLOOR.low * 10), FLOOR.high / 2) if small else FLOOR.low
     best = None
     for protocols in protocol_sets or (tr.protocols,):
         values, cost = _solve(ev, tr, protocols, start, meas, prior_weight)
@@ -480,9 +479,12 @@ def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world
     sim_train = ev.times(values)
     unconstrained = []
     for p in tr.params:     # flagged when no training row depends on it; its value is kept, so the preset
-        nudged = ev.times({**values, p.name: values[p.name] * 0.9 if values[p.name] * 0.9 > p.low else p.high})
+        nudge = 0.0 if p is FLOOR else values[p.name] * 0.9 if values[p.name] * 0.9 > p.low else p.high
+        nudged = ev.times({**values, p.name: nudge})
         if np.array_equal(nudged, sim_train):          # predicts exactly what the errors were computed with
             unconstrained.append(p.name)
+    if FLOOR.name in unconstrained:     # every call outlasts it: no evidence of a host floor, so the GPU's time alone
+        values[FLOOR.name] = 0.0
     lo_gpus, hi_gpus = gpus_range
     default_gpus = train_ws[-1] if lo_gpus <= train_ws[-1] <= hi_gpus else lo_gpus
     result = FitResult(tr, values, protocols, train_ws, held_ws, summarise(train, sim_train), {}, len(train),
@@ -544,6 +546,8 @@ def describe(result: FitResult) -> list[tuple[str, str]]:
     """(name, value with unit) of each fitted parameter, then the protocols the tuner may use."""
     def note(p):
         v = result.values[p.name]
+        if p is FLOOR and p.name in result.unconstrained:
+            return "  (every training call outlasts any floor: none)"
         if p.name in result.unconstrained:
             return "  (no training row depends on it: any value at or past this one fits the same)"
         if v <= p.low * (1 + 1e-6) or v >= p.high * (1 - 1e-6):

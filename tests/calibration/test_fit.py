@@ -124,6 +124,20 @@ def test_launch_floor_starts_at_the_smallest_calls():
     assert result.train["all"]["p90_rel_error"] < 0.01
 
 
+def test_a_floor_no_call_shows_is_written_as_none():
+    """Data from 1 MiB up (nccl-tests -b 1M): every call outlasts the host's interval, so the data say nothing of a
+    floor; the preset then has none (0) rather than wherever the solver left it, which would hold small calls to a
+    value nobody measured, and the printout says so."""
+    records = [r for r in synthetic("nvlink", {**TRUTH["nvlink"], "launch_floor_s": 12e-6}, step=2)
+               if r.size_bytes >= 1 << 20]
+    assert min(r.time_s for r in records) > 12e-6
+    result = fit.fit(records, "nvlink", train_world_sizes=(2, 4), engine_check=False, cross_validate=False)
+    assert "launch_floor_s" in result.unconstrained and result.values["launch_floor_s"] == 0.0
+    assert result.preset.model["launch_floor_s"] == 0.0
+    assert dict(fit.describe(result))["launch_floor_s"].endswith("(every training call outlasts any floor: none)")
+    assert result.train["all"]["p90_rel_error"] < 0.01
+
+
 def test_fit_moves_off_a_wrong_start_and_engine_agrees():
     """Data made with a slower link than the datasheet: the fitted efficiency follows the data, and the event
     engine on the written preset gives the estimate's times."""
