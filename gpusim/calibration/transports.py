@@ -87,6 +87,12 @@ H200_OWN_COPY_Bps = 3.3e12
 # SHM a send to one of 3 or 4 peers gets 1 channel up to 4 MiB; over sockets 2 channels never bind (not fitted).
 P2P_CHANNEL = Param("p2p_channel_Bps", 20e9, 1e9, 1e13, "GB/s")
 _NVLINK_OP_SCALES = tuple(p for p in OP_SCALES if p.name == "op_bandwidth_scale.sendrecv")
+# SHM's all_to_all, like NVLink's, is timed by its point-to-point channels alone: a scale of its own, fitted on
+# 2 ranks (where each peer's send gets 2 channels), carried 2-rank limits to 4 ranks (1 channel per peer, three peers
+# sharing each GPU's budget) and predicted 4-rank all_to_all 24 % slow; without it the SHM cross-validation at
+# >= 1 MiB went from 19.3 to 15.5 % (2 -> 4) and from 7.0 to 4.4 % (4 -> 2). Over sockets, whose 2 channels never
+# bind, all_to_all keeps its scale (the TCP stack's cost of many connections).
+_SHM_COMMON = tuple(p for p in _COMMON if p.name != "op_bandwidth_scale.all_to_all")
 
 
 def _gpu_io(initial_Bps: float) -> tuple[dict, Param]:
@@ -183,7 +189,7 @@ TRANSPORTS: dict[str, Transport] = {
         "pcie_shm", "h200-pcie-shm", "H200 with peer-to-peer off (NCCL_P2P_DISABLE=1): NCCL's SHM transport "
         "stages copies in host memory, each GPU on its own PCIe 5.0 x16",
         "pcie_box", {"pcie": "pcie5", "lanes": 16, "p2p": False, "pcie_switch": False, **_SHM_IO[0]}, "gpus",
-        ("LL", "Simple"), (*_COMMON, Param("pcie5.efficiency", 0.8, 0.02, 1.0), _SHM_IO[1], P2P_CHANNEL, FLOOR),
+        ("LL", "Simple"), (*_SHM_COMMON, Param("pcie5.efficiency", 0.8, 0.02, 1.0), _SHM_IO[1], P2P_CHANNEL, FLOOR),
         _logged(4, 4, 2, 128 * 1024, 2, 20e9), links={"memory": {"bandwidth_Bps": 120e9}}),
     "socket": Transport(
         "socket", "h200-socket", "H200, one process per GPU talking over NCCL's TCP socket transport on loopback "

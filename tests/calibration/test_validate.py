@@ -43,7 +43,7 @@ def _errors(rows, name):
 # (median <1MiB, median >=1MiB) bounds of the shipped presets (fitted on 2 and 4 ranks), per world size; 3 ranks
 # were never fitted on
 BOUNDS = {("nvlink", 2): (0.09, 0.10), ("nvlink", 3): (0.10, 0.075), ("nvlink", 4): (0.08, 0.07),
-          ("pcie_shm", 2): (0.10, 0.045), ("pcie_shm", 3): (0.10, 0.135), ("pcie_shm", 4): (0.085, 0.10),
+          ("pcie_shm", 2): (0.10, 0.045), ("pcie_shm", 3): (0.10, 0.13), ("pcie_shm", 4): (0.085, 0.10),
           ("socket", 2): (0.15, 0.095), ("socket", 3): (0.155, 0.07), ("socket", 4): (0.19, 0.065)}
 
 
@@ -68,9 +68,9 @@ def test_committed_preset_errors_on_each_world_size(data, transport):
 
 # cross-validation: fit on one world size, check the other; (median <1MiB, median >=1MiB) bounds on held-back rows.
 # The target is 25 % / 10 %: met below 1 MiB everywhere, and at >= 1 MiB by NVLink both ways, SHM 4->2 and
-# sockets 2->4; docs/validation.md says what keeps the others above it.
+# sockets 2->4, and on NCCL's own choices also by SHM 2->4; docs/validation.md says what keeps the others above it.
 CROSS = {("nvlink", 4): (0.105, 0.10), ("nvlink", 2): (0.12, 0.09),
-         ("pcie_shm", 4): (0.135, 0.075), ("pcie_shm", 2): (0.155, 0.20),
+         ("pcie_shm", 4): (0.125, 0.05), ("pcie_shm", 2): (0.155, 0.165),
          ("socket", 4): (0.225, 0.115), ("socket", 2): (0.19, 0.065)}
 
 
@@ -84,6 +84,10 @@ def test_cross_validation_between_world_sizes(data, transport, train):
     small, large = CROSS[(transport, train)]
     assert result.heldout["<1MiB"]["median_rel_error"] <= small
     assert result.heldout[">=1MiB"]["median_rel_error"] <= large
+    if transport != "socket":     # on NCCL's own choices (no forced variant) NVLink and SHM carry within 10 %
+        default = [r for r in result.heldout_rows if r.variant == "default"]
+        sim = fit.simulate(default, lambda n: result.preset.cluster(n), engine=False)
+        assert fit.summarise(default, sim)[">=1MiB"]["median_rel_error"] <= 0.10
     # the fitted bandwidth is physical: a fraction of the datasheet, not a free-floating number
     link = next(p for p in result.transport.params if p.link)
     assert link.low * 2 < result.values[link.name] < link.high
