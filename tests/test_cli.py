@@ -45,6 +45,34 @@ def test_collective_table_mimics_nccl_tests(capsys):
     assert row[0] == "1048576" and row[1] == str(1048576 // 4 // 8) and row[3] == "none"
 
 
+def _csv_times(capsys, argv):
+    assert main(["collective", *argv, "--format", "csv"]) == 0
+    return [float(r.split(",")[3]) for r in capsys.readouterr().out.strip().splitlines()[1:]]
+
+
+def test_collective_launch_host_holds_small_calls_to_the_floor_and_graph_does_not(capsys):
+    """--launch host (nccl-tests' timing) lasts at least the calibrated preset's launch floor; --launch graph is the
+    GPU's time alone: shorter for small calls, the same once the transfer outlasts the floor."""
+    from gpusim import presets
+    from gpusim.calibration import preset_file
+    floor_us = preset_file.read(presets.calibrated()["h200-nvlink"]).model["launch_floor_s"] * 1e6
+    argv = ["--cluster", "h200-nvlink:gpus=2", "--op", "all_gather", "--min-bytes", "8", "--max-bytes", "1GiB",
+            "--step-factor", "1024"]
+    host, graph = _csv_times(capsys, argv), _csv_times(capsys, argv + ["--launch", "graph"])
+    assert host[0] == pytest.approx(floor_us, abs=1e-3) and graph[0] < 0.8 * floor_us
+    assert host[-1] == graph[-1] > 2 * floor_us          # 8 MiB
+
+
+def test_collective_times_a_broadcast_chain_as_nccl_tests_does(capsys):
+    """nccl-tests times a loop of calls: a broadcast chain's root starts the next call once its own hop is free, so
+    on 8 ranks of a switch a small broadcast costs one hop's latency, not seven (docs/validation.md)."""
+    argv = ["--cluster", "switch:gpus=8,bandwidth=50GB/s,latency=5us", "--op", "broadcast", "--min-bytes", "8",
+            "--max-bytes", "8", "--algo", "ring"]
+    eight = _csv_times(capsys, argv + ["--ranks", "8"])[0]
+    two = _csv_times(capsys, argv + ["--ranks", "2"])[0]
+    assert eight == pytest.approx(two, rel=0.05)
+
+
 def test_presets_lists_one_line_each_and_json(capsys):
     assert main(["presets"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()

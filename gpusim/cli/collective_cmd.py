@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from gpusim import presets, units
 from gpusim.collectives.sweep import sizes, sweep
@@ -26,6 +27,9 @@ def add_parser(sub):
     p.add_argument("--algo", default="auto", help="ring, tree, hierarchical, nvls, direct or auto")
     p.add_argument("--proto", default="auto", help="LL, LL128, Simple or auto")
     p.add_argument("--channels", type=int, default=None, help="channels (default: the cluster's)")
+    p.add_argument("--launch", choices=["host", "graph"], default="host",
+                   help="host (default): each call issued by the host, as nccl-tests times them, so a call lasts at "
+                        "least the cluster's launch floor; graph: replayed from a CUDA graph, the GPU's time alone")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     return p
 
@@ -38,7 +42,8 @@ def run(args) -> int:
         raise GpusimError("--ranks", f"expected 1..{len(fabric.gpus)} (GPUs in '{args.cluster}'), got {n}")
     ladder = sizes(units.size(args.min_bytes, "--min-bytes", default_unit="B"),
                    units.size(args.max_bytes, "--max-bytes", default_unit="B"), args.step_factor)
-    rows = sweep(fabric, cluster.model, args.op, range(n), ladder, args.algo, args.proto, args.channels)
+    model = cluster.model if args.launch == "host" else replace(cluster.model, launch_floor_s=0.0)
+    rows = sweep(fabric, model, args.op, range(n), ladder, args.algo, args.proto, args.channels)
     if args.format == "csv":
         print(CSV_HEADER)
         for row in rows:
