@@ -8,13 +8,14 @@ validation/collect.py time them:
               + (S / n) / R_op
     t(r; θ) = max(F, g(r; θ)) for calls the host issued one by one, g(r; θ) for calls replayed from a CUDA graph
 
-F is the host's issue interval (``launch_floor_s``), o a call overhead per rank, lat0_f flow f's wire latency, base_f and step_f NCCL's base and per-step software
-latencies of (a, p) scaled per protocol by b_p and s_p, e_p the payload efficiency of protocol p (LL and LL128
-fitted, Simple 1), g_op the operation's bandwidth relative to all_reduce's, and rate_f the max-min rate on link
-capacities C(θ) (the transport's bottleneck technology has a fitted efficiency or bandwidth) under per-flow caps
-(NCCL's protocol caps); R_op the rate of each rank's pass over its own chunk in ring all_reduce, all_gather,
-reduce_scatter and all_to_all (``own_chunk_Bps``, NVLink only: it is what makes those ring rates depend on n; not
-fitted but derived from the GPU's measured copy rates, cost_model.own_chunk_rates).
+F is the host's issue interval (``launch_floor_s``), o a call overhead per rank, lat0_f flow f's wire latency,
+base_f and step_f NCCL's base and per-step software latencies of (a, p) scaled per protocol by b_p and s_p, e_p the
+payload efficiency of protocol p (LL and LL128 fitted, Simple 1), g_op the operation's bandwidth relative to
+all_reduce's, and rate_f the max-min rate on link capacities C(θ) (the transport's bottleneck technology has a fitted
+efficiency or bandwidth) under per-flow caps (NCCL's protocol caps); R_op the rate of each rank's pass over its own
+chunk in ring all_reduce, all_gather, reduce_scatter and all_to_all (``own_chunk_Bps``, NVLink only: it is what
+makes those ring rates depend on n; not fitted but derived from the GPU's measured copy rates,
+cost_model.own_chunk_rates).
 (a, p) is the forced NCCL_ALGO/NCCL_PROTO where the measurement forced them, else what NCCL's tuner picks among
 the protocols NCCL enables on that transport. θ minimises
 
@@ -41,8 +42,8 @@ from scipy.optimize import least_squares
 from gpusim import __version__
 from gpusim.calibration.measurements import host_launched
 from gpusim.calibration.preset_file import CalibratedPreset
-from gpusim.calibration.transports import (FLOOR, LATENCY_TERMS, MODEL_MAPS, PER_RANK, Transport, transport, with_local_copy,
-                                          with_nccl_log)
+from gpusim.calibration.transports import (FLOOR, LATENCY_TERMS, MODEL_MAPS, PER_RANK, Transport, transport,
+                                          with_local_copy, with_nccl_log)
 from gpusim.collectives.cost_model import OPS, OWN_CHUNK_OPS, PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel
 from gpusim.collectives.plans import P2P_OPS
 from gpusim.collectives.run import Collectives, measure, normalise_op

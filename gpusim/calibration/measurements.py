@@ -112,7 +112,8 @@ class Measurement:
 
 
 #: ``launch`` values of calls the GPU replays from a CUDA graph (validation/collect.py --graph-max-bytes, nccl-tests
-#: -G): back to back they last their GPU time, not the host's issue interval (validation/data/h200/extra/probe_graph_vs_api).
+#: -G): back to back they last their GPU time, not the host's issue interval
+#: (validation/data/h200/extra/probe_graph_vs_api).
 GRAPH_LAUNCHES = ("nccl_api_graph", "cuda_graph", "nccl_tests_graph")
 
 

@@ -196,7 +196,8 @@ def parse_text(text: str, source: str = "<text>", transport: str | None = None, 
                 section_op = _op_from_program(starting.group(1), where)
                 continue
             if _SECTION.match(s):
-                launch = _launch(_GRAPH.search(s))
+                graph = _GRAPH.search(s)
+                launch = _launch(int(graph.group(1)) if graph else None)
             r = _RANK.match(s)
             if r:
                 ranks.add(int(r.group(1)))
@@ -249,11 +250,11 @@ def _number(tok: str) -> float | None:
         return None
 
 
-def _launch(graph) -> str:
+def _launch(graph_iters) -> str:
     """How the timed calls were issued: nccl-tests ``-G N`` (``graph: N`` in its header, ``config.graph`` in -J
     output) captures N iterations in a CUDA graph and replays it, so the host's issue interval does not hold them."""
-    n = int(graph.group(1)) if hasattr(graph, "group") else graph
-    return "nccl_tests_graph" if isinstance(n, int) and not isinstance(n, bool) and n > 0 else "nccl_tests"
+    graphed = isinstance(graph_iters, int) and not isinstance(graph_iters, bool) and graph_iters > 0
+    return "nccl_tests_graph" if graphed else "nccl_tests"
 
 
 def _records_from_row(tokens, layout: _Layout, where, op, n, transport, algo, proto, source, lineno, launch):
