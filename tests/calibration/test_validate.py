@@ -102,7 +102,8 @@ def test_fitted_parameters_say_what_the_hardware_did(data):
     """NVLink runs at ~3/4 of its 450 GB/s raw per direction, and a point-to-point send moves ~19.5 GB/s per NCCL
     channel (8 channels on 4
     ranks from 1 to 128 MiB: half the 2-rank rate); over SHM each GPU moves ~50 GB/s in and out together (H2D copies
-    measured 55 GB/s alone); loopback sockets carry a few GB/s per GPU, sent and received together (one-way
+    measured 55 GB/s alone) and a p2p channel ~12 GB/s (a 4-rank sendrecv on one channel, 1-4 MiB: 11.3-12.6);
+    loopback sockets carry a few GB/s per GPU, sent and received together (one-way
     broadcast ~5-6 GB/s, two-way rings ~3-4 each way), with no tighter limit on the wire."""
     nv = preset_file.read(presets.calibrated()["h200-nvlink"])
     shm = preset_file.read(presets.calibrated()["h200-pcie-shm"])
@@ -110,6 +111,7 @@ def test_fitted_parameters_say_what_the_hardware_did(data):
     assert 0.65 < nv.links["nvlink4"]["efficiency"] < 0.85
     assert 17e9 < nv.model["p2p_channel_Bps"] < 22e9
     assert 45e9 < shm.links["gpu_io"]["bandwidth_Bps"] < 60e9
+    assert 10.5e9 < shm.model["p2p_channel_Bps"] < 13.5e9
     assert 63e9 * shm.links["pcie5"]["efficiency"] > shm.links["gpu_io"]["bandwidth_Bps"] / 2
     assert 5e9 < sock.links["gpu_io"]["bandwidth_Bps"] < 8e9
     assert sock.links["ethernet"]["bandwidth_Bps"] > sock.links["gpu_io"]["bandwidth_Bps"]
