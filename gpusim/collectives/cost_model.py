@@ -111,6 +111,14 @@ class CostModel:
         return self.p2p_channel_Bps * nm.p2p_channels(size_bytes, n_ranks, multi_node, self.p2p_channels,
                                                       self.p2p_channels_per_peer, self.p2p_chunk_bytes)
 
+    def p2p_protocol(self, size_bytes: float, n_ranks: int, multi_node: bool) -> str:
+        """The protocol NCCL gives one send of ``size_bytes`` to one peer (:func:`nccl_model.p2p_protocol`), among
+        this model's allowed protocols."""
+        channels = nm.p2p_channels(size_bytes, n_ranks, multi_node, self.p2p_channels, self.p2p_channels_per_peer,
+                                   self.p2p_chunk_bytes)
+        proto = nm.p2p_protocol(size_bytes, channels, multi_node)
+        return proto if proto in self.allowed_protocols else "Simple"
+
     def efficiency(self, proto: str, op: str | None = None) -> float:
         """Payload bytes per wire byte of ``proto``, times ``op``'s bandwidth scale when an op is given."""
         return self.payload_efficiency[proto] * (self.op_bandwidth_scale.get(op, 1.0) if op else 1.0)

@@ -672,3 +672,19 @@ def p2p_channels(size_bytes: float, n_ranks: int, multi_node: bool, total: int, 
         channels *= 2
         part = math.ceil(size_bytes / channels)
     return channels
+
+
+#: NCCL_P2P_LL_THRESHOLD's default (src/enqueue.cc, NCCL 2.14-2.30; NCCL's environment-variable docs).
+P2P_LL_THRESHOLD_BYTES = 16384
+
+
+def p2p_protocol(size_bytes: float, channels: int, multi_node: bool) -> str:
+    """The protocol of one send (or receive) of ``size_bytes`` striped over ``channels`` (:func:`p2p_channels`).
+
+    NCCL 2.28-2.30 ``src/enqueue.cc`` (``addP2pToPlan``): LL when the bytes are at most ``channels`` times
+    NCCL_P2P_LL_THRESHOLD (16 KiB a channel) and the connection has LL buffers, Simple otherwise. Connections inside a
+    node (P2P over NVLink or PCIe, SHM) have them; a network connection (IB, RoCE, sockets) has none unless
+    NCCL_ALLOC_P2P_NET_LL_BUFFERS=1 (default 0), so point-to-point traffic between nodes is always Simple."""
+    if multi_node or size_bytes > channels * P2P_LL_THRESHOLD_BYTES:
+        return "Simple"
+    return "LL"

@@ -93,8 +93,11 @@ class Collectives:
             raise unknown("algo", algo, [*algos, "auto"], f"algorithm for {op}")
         if proto != "auto" and proto not in PROTOCOLS:
             raise unknown("proto", proto, [*PROTOCOLS, "auto"], "protocol")
-        if op in ("all_to_all", "sendrecv"):
-            return Choice("direct", "Simple" if proto == "auto" else proto, channels)
+        if op in ("all_to_all", "sendrecv"):      # NCCL picks a send's protocol by its bytes per channel
+            if proto == "auto":
+                per_peer = size_bytes / len(ranks) if op == "all_to_all" else size_bytes
+                proto = self.model.p2p_protocol(per_peer, len(ranks), len(self.planner.servers(ranks)) > 1)
+            return Choice("direct", proto, channels)
         if algo == "nvls":
             return Choice("nvls", "Simple", channels)
         if algo == "auto" or proto == "auto":

@@ -70,7 +70,7 @@ def test_committed_preset_errors_on_each_world_size(data, transport):
 # The issue's target is 25 % / 10 %: met below 1 MiB everywhere, and at >= 1 MiB by NVLink both ways, SHM 4->2 and
 # sockets 2->4, and on NCCL's own choices also by SHM 2->4; docs/validation.md says what keeps the others above it.
 CROSS = {("nvlink", 4): (0.105, 0.10), ("nvlink", 2): (0.12, 0.09),
-         ("pcie_shm", 4): (0.125, 0.05), ("pcie_shm", 2): (0.155, 0.165),
+         ("pcie_shm", 4): (0.135, 0.065), ("pcie_shm", 2): (0.145, 0.16),
          ("socket", 4): (0.225, 0.115), ("socket", 2): (0.19, 0.065)}
 
 
@@ -177,12 +177,14 @@ def test_presets_predict_the_gpus_own_time_when_no_host_holds_the_calls(data):
     """The presets' launch floor is the host's issue interval: between the GPU's own time for the smallest calls
     (replayed from a CUDA graph, extra/probe_graph_vs_api, never fitted on) and the slowest host's, and the rest of
     the model is the GPU's time. Those graph-replayed calls, simulated without the floor (engine and closed form
-    alike), are predicted within 35 % below 1 MiB (NVLink; 13-18 % over SHM) and 8 % above; before the floor was
-    separated the latencies carried the host's interval and were 56-90 % slow below 1 MiB."""
+    alike), are predicted within 20 % below 1 MiB (NVLink; 22 % over SHM) and 8 % above; before the floor was
+    separated the latencies carried the host's interval and were 56-90 % slow below 1 MiB. Small NVLink sends and
+    all_to_alls, which NCCL runs with LL up to 16 KiB a channel, come within 15 % (they were 127-159 % slow when the
+    model ran every send with Simple)."""
     import statistics
     graph = measurements.load_csv(DATA_DIR / "extra" / "probe_graph_vs_api" / "graph.csv")
     assert not any(m.host_launched for m in graph) and all(m.host_launched for m in data)
-    bounds = {"nvlink": (0.35, 0.08), "pcie_shm": (0.20, 0.06)}
+    bounds = {"nvlink": (0.20, 0.08), "pcie_shm": (0.22, 0.06)}
     for transport, (small, large) in bounds.items():
         preset = preset_file.read(presets.calibrated()[PRESETS[transport]])
         floor = preset.model["launch_floor_s"]
@@ -205,6 +207,10 @@ def test_presets_predict_the_gpus_own_time_when_no_host_holds_the_calls(data):
             assert sum(sim < floor) >= 20           # the floor really is off for these calls
             np.testing.assert_allclose(fit.simulate(sel[::7], lambda k: preset.cluster(k), engine=True), sim[::7],
                                        rtol=1e-9)
+            if transport == "nvlink":
+                for g in fit.error_groups(sel, sim, by=("op",)):
+                    if g["op"] in ("all_to_all", "sendrecv") and g["band"] == "<1MiB":
+                        assert g["median_rel_error"] <= 0.15, (n, g)
 
 
 def _run(argv):

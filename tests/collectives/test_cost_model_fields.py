@@ -90,6 +90,26 @@ def test_p2p_channels_follow_nccl_on_one_node(n, size, want):
     assert nm.p2p_channels(size, n, False, 32, 32, 512 << 10) == want
 
 
+def test_p2p_sends_use_ll_up_to_16_kib_a_channel_inside_a_node():
+    """NCCL's addP2pToPlan: LL while a send's bytes are at most its channels x NCCL_P2P_LL_THRESHOLD (16 KiB), on
+    connections with LL buffers (inside a node); across nodes always Simple. A model that does not allow LL keeps
+    Simple. The tuner follows it for all_to_all (bytes per peer) and sendrecv."""
+    assert nm.p2p_protocol(16384, 1, False) == "LL" and nm.p2p_protocol(16385, 1, False) == "Simple"
+    assert nm.p2p_protocol(4 * 16384, 4, False) == "LL" and nm.p2p_protocol(8, 1, True) == "Simple"
+    model = CostModel.nccl(channels=4, p2p_channels=32, p2p_channels_per_peer=32, p2p_chunk_bytes=512 << 10)
+    assert model.p2p_protocol(64 << 10, 2, False) == "Simple"       # 64 KiB on 1 channel (parts of >= 64 KiB)
+    assert model.p2p_protocol(8 << 10, 2, False) == "LL"
+    assert model.with_overrides(allowed_protocols=("Simple",)).p2p_protocol(8, 2, False) == "Simple"
+    coll = Collectives(Fabric(b.nvswitch_server(4)), model)
+    ranks = coll.ranks(range(4))
+    assert coll.choose("all_to_all", ranks, 4 * (8 << 10)).proto == "LL"
+    assert coll.choose("all_to_all", ranks, 4 * (64 << 10)).proto == "Simple"
+    assert coll.choose("sendrecv", ranks, 8 << 10).proto == "LL"
+    assert coll.choose("sendrecv", ranks, 8 << 10, proto="Simple").proto == "Simple"
+    apart = Collectives(Fabric(b.switch(4, B, LAT)), model)      # one GPU per node: network connections
+    assert apart.choose("sendrecv", apart.ranks(range(4)), 8).proto == "Simple"
+
+
 def test_p2p_channels_across_nodes_and_on_few_channels():
     """Across nodes parts are at most one chunk and at least half of one; SHM's 4 channels, 2 per peer, give a
     send to one of 4 peers one channel up to 4 MiB (one chunk x 32) and two above."""
