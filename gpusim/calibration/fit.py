@@ -169,7 +169,7 @@ def simulate(rows: list[Row], cluster_for: Callable[[int], Cluster], engine: boo
     for n, idx in sorted(by_n.items()):
         cluster = cluster_for(n)
         fabric = Fabric(cluster.graph)
-        models = {True: cluster.model, False: replace(cluster.model, launch_floor_s=0.0)}
+        models = {True: cluster.model, False: cluster.model.with_overrides(launch_floor_s=0.0)}
         colls = {host: Collectives(fabric, m) for host, m in models.items()}
         ranks = colls[True].ranks(range(n))
         for i in idx:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 from gpusim import presets, units
 from gpusim.collectives.sweep import sizes, sweep
@@ -42,7 +41,7 @@ def run(args) -> int:
         raise GpusimError("--ranks", f"expected 1..{len(fabric.gpus)} (GPUs in '{args.cluster}'), got {n}")
     ladder = sizes(units.size(args.min_bytes, "--min-bytes", default_unit="B"),
                    units.size(args.max_bytes, "--max-bytes", default_unit="B"), args.step_factor)
-    model = cluster.model if args.launch == "host" else replace(cluster.model, launch_floor_s=0.0)
+    model = cluster.model if args.launch == "host" else cluster.model.with_overrides(launch_floor_s=0.0)
     rows = sweep(fabric, model, args.op, range(n), ladder, args.algo, args.proto, args.channels)
     if args.format == "csv":
         print(CSV_HEADER)

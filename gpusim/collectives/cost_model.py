@@ -108,15 +108,17 @@ class CostModel:
         channel's rate (inf where the model has no per-channel rate)."""
         if self.p2p_channel_Bps == math.inf:
             return math.inf
-        return self.p2p_channel_Bps * nm.p2p_channels(size_bytes, n_ranks, multi_node, self.p2p_channels,
-                                                      self.p2p_channels_per_peer, self.p2p_chunk_bytes)
+        return self.p2p_channel_Bps * self.p2p_send_channels(size_bytes, n_ranks, multi_node)
+
+    def p2p_send_channels(self, size_bytes: float, n_ranks: int, multi_node: bool) -> int:
+        """Channels NCCL stripes one send of ``size_bytes`` to one peer over (:func:`nccl_model.p2p_channels`)."""
+        return nm.p2p_channels(size_bytes, n_ranks, multi_node, self.p2p_channels, self.p2p_channels_per_peer,
+                               self.p2p_chunk_bytes)
 
     def p2p_protocol(self, size_bytes: float, n_ranks: int, multi_node: bool) -> str:
         """The protocol NCCL gives one send of ``size_bytes`` to one peer (:func:`nccl_model.p2p_protocol`), among
         this model's allowed protocols."""
-        channels = nm.p2p_channels(size_bytes, n_ranks, multi_node, self.p2p_channels, self.p2p_channels_per_peer,
-                                   self.p2p_chunk_bytes)
-        proto = nm.p2p_protocol(size_bytes, channels, multi_node)
+        proto = nm.p2p_protocol(size_bytes, self.p2p_send_channels(size_bytes, n_ranks, multi_node), multi_node)
         return proto if proto in self.allowed_protocols else "Simple"
 
     def efficiency(self, proto: str, op: str | None = None) -> float:
