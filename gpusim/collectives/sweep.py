@@ -39,11 +39,11 @@ def element_count(op: str, size_bytes: int, n_ranks: int) -> int:
 
 
 def sweep(fabric: Fabric, model: CostModel, op: str, ranks, size_list, algo="auto", proto="auto",
-          channels=None, back_to_back: bool = True) -> list[SweepRow]:
-    """Each size as one call of a long run of identical calls (``back_to_back``), which is what nccl-tests times:
-    a broadcast chain's root starts the next call as soon as its own hop is free (:meth:`Planner.plan`)."""
+          channels=None) -> list[SweepRow]:
+    """Each size as one call of a long run of identical calls, which is what nccl-tests times: a broadcast chain's
+    root starts the next call as soon as its own hop is free (:meth:`Planner.plan`)."""
     op = normalise_op(op)
     ranks = list(ranks)
-    return [SweepRow(measure(fabric, model, op, ranks, s, algo, proto, channels, back_to_back),
+    return [SweepRow(measure(fabric, model, op, ranks, s, algo, proto, channels, back_to_back=True),
                      element_count(op, s, len(ranks)))
             for s in size_list]
