@@ -6,7 +6,7 @@ of ``gpusim collective`` sweeps.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -144,7 +144,10 @@ class Collectives:
         algos = [nm.Algo.RING, nm.Algo.TREE] + ([nm.Algo.NVLS] if system.nvls else [])
         if algo != "auto":
             algos = [{"ring": nm.Algo.RING, "tree": nm.Algo.TREE, "hierarchical": nm.Algo.RING}[algo]]
-        protos = [p for p in self.model.allowed_protocols if proto in ("auto", p)]
+        protos = list(self.model.allowed_protocols)
+        if proto != "auto":     # forced like NCCL_PROTO, which runs LL128 even where NCCL's default rule leaves it off
+            protos = [proto]
+            system = replace(system, ll128=True) if proto == "LL128" else system
         choice = nm.choose(op, max(int(size_bytes), 1), system, algos=algos, protos=protos)
         chosen = _OUR_ALGO[choice.algo] if algo == "auto" else algo
         return chosen, str(choice.proto)

@@ -1,5 +1,7 @@
 """Collectives driven through the engine: closed forms where nothing contends, NCCL's published bands,
 NCCL-like automatic choice, and slowdown when collectives share links."""
+from dataclasses import replace
+
 import pytest
 
 from gpusim import presets
@@ -53,6 +55,24 @@ def test_auto_choice_follows_nccl_model_with_size():
         assert (ch.algo, ch.proto) == ({"Ring": "ring", "Tree": "tree"}[str(ref.algo)], str(ref.proto))
         seen.append(ch.proto)
     assert seen[0] == "LL" and seen[-1] == "Simple" and "LL128" in seen  # switches as size grows
+
+
+def test_forced_protocol_runs_where_nccl_leaves_it_off_by_default():
+    """NCCL_PROTO=LL128 runs LL128 over host memory although NCCL's default rule enables it on NVLink only (the
+    committed SHM data has such runs); the tuner then picks the algorithm among those LL128 allows."""
+    c = presets.build("h200-pcie-shm")
+    assert "LL128" not in c.model.allowed_protocols
+    fabric = Fabric(c.graph)
+    coll = Collectives(fabric, c.model)
+    ranks = coll.ranks(range(4))
+    assert coll.choose("all_reduce", ranks, 1 << 20).proto != "LL128"
+    forced_on = replace(coll.nccl_system(ranks, c.model.channels), ll128=True)
+    for size in (1 << 10, 1 << 20, 1 << 30):
+        ch = coll.choose("all_reduce", ranks, size, proto="LL128")
+        ref = nm.choose("all_reduce", size, forced_on, algos=[nm.Algo.RING, nm.Algo.TREE], protos=["LL128"])
+        assert (ch.algo, ch.proto) == (str(ref.algo).lower(), "LL128")
+    assert coll.choose("all_gather", ranks, 1 << 20, proto="LL128").proto == "LL128"
+    assert measure(fabric, c.model, "all_reduce", range(4), 1 << 20, proto="LL128").proto == "LL128"
 
 
 def test_multi_node_prefers_tree_for_mid_sizes_and_ring_for_large():
