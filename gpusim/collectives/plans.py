@@ -25,10 +25,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gpusim.collectives import nccl_model as nm
 from gpusim.collectives.cost_model import OPS, CostModel
 from gpusim.engine.fabric import Fabric
 from gpusim.engine.network import FlowSpec
 from gpusim.errors import GpusimError
+
+#: NVLS all_reduce moves S out of each GPU's NVSwitch ports and S back (multimem reduce, then multicast) at this share
+#: of the rate a ring gets from them, from busbw with and without NVLS on 8 GPUs (physics.md §3.2): H100 480 GB/s
+#: where rings reach 370 (nccl-tests #212): 480 / 370 / (2 x 7/8) = 0.74; B300 845 where 695 (nccl #2140): 0.69.
+#: NCCL's nvlsEfficiency (0.85, 0.74) scales its tuner's own bandwidth figure, not the ports' rate.
+NVLS_PORT_EFFICIENCY = {"hopper": 0.74, "blackwell": 0.69}
 
 ALGOS_FOR = {
     "all_reduce": ("ring", "tree", "hierarchical", "nvls"),
@@ -211,8 +218,16 @@ class Planner:
         return ([intra(before)] if before and m > 1 else []) + [inter] + ([intra(after)] if after and m > 1 else [])
 
     def _nvls(self, ranks, size_bytes) -> Phase:
+        if nm.ARCHS[self.model.arch][1] < 90:
+            raise GpusimError("algo", f"nvls needs NVLink SHARP, on Hopper NVSwitches and later; this cluster's "
+                                      f"GPUs are {self.model.arch}: use ring or tree")
+        servers = len(self.servers(ranks))
+        if servers > 1:
+            raise GpusimError("algo", f"nvls reduces inside one server's NVSwitch and these ranks span {servers} "
+                                      f"servers (NCCL's NVLSTree across servers is not modelled): use ring, tree or "
+                                      f"hierarchical")
         flows = []
-        eff = 0.85  # nvlsEfficiency, Hopper (tuning.cc, physics.md §1.5)
+        eff = NVLS_PORT_EFFICIENCY[self.model.arch]
         # NVLS per-call latency: hwLatencies[NVLINK][NVLS][Simple] = 25 us (tuning.cc), base latency not added
         lat = 25e-6 * self.model.step_scale("Simple") if self.model.use_nccl_latencies else 0.0
         for r in ranks:

@@ -77,10 +77,12 @@ class Router:
         if g.graph.get("routing") == "shortest":
             return self._shortest(src, dst, key)
         both_gpu = g.nodes[src]["kind"] == "gpu" and g.nodes[dst]["kind"] == "gpu"
-        if both_gpu and self._island(src) == self._island(dst):
+        same_island = self._island(src) == self._island(dst)
+        if same_island:     # NVLink also joins a GPU to its NVSwitch (NVLS sends into the switch)
             p = self._bfs(src, dst, lambda t: t.startswith("nvlink"), lambda n, d: d["kind"] == "nvswitch")
             if p:
                 return p
+        if both_gpu and same_island:
             p = self._bfs(src, dst, lambda t: t.startswith("pcie"),
                           lambda n, d: d["kind"] in ("pcie_switch", "host") and d.get("p2p", False))
             if p:

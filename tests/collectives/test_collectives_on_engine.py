@@ -145,6 +145,29 @@ def test_bad_collective_arguments():
         measure(fabric, CostModel.ideal(), "allreduc", range(4), 1024)
 
 
+def test_nvls_forced_where_nccl_cannot_run_it_says_why():
+    """NVLS needs NVLink SHARP (Hopper NVSwitches) and one server's NVSwitch; forced elsewhere the error says
+    which, not that a route is missing."""
+    a100 = presets.build("dgx-a100")
+    with pytest.raises(GpusimError, match="algo: nvls needs NVLink SHARP.*ampere"):
+        measure(Fabric(a100.graph), a100.model, "all_reduce", range(8), 1 << 20, algo="nvls")
+    two = presets.build("dgx-h100-cluster:servers=2")
+    with pytest.raises(GpusimError, match="algo: .*span 2 servers"):
+        measure(Fabric(two.graph), two.model, "all_reduce", range(16), 1 << 20, algo="nvls")
+
+
+def test_nvls_on_8_h100_reaches_the_published_busbw_and_nccl_picks_it_for_large_calls():
+    """8 H100s: NVLS ~480 GB/s busbw where rings reach ~370 (physics.md 3.2, nccl-tests #212); with NVLS enabled the
+    tuner takes it for large all_reduces, which then run through the NVSwitch ports (they failed to route)."""
+    c = presets.build("dgx-h100")
+    fabric = Fabric(c.graph)
+    nvls = measure(fabric, c.model, "all_reduce", range(8), 1 << 30, algo="nvls")
+    ring = measure(fabric, c.model, "all_reduce", range(8), 1 << 30, algo="ring", proto="Simple")
+    assert 450 <= nvls.busbw_GBps <= 500 and 350 <= ring.busbw_GBps <= 390
+    auto = measure(fabric, c.model.with_overrides(nvls=True), "all_reduce", range(8), 1 << 30)
+    assert auto.algo == "nvls" and auto.time_s == pytest.approx(nvls.time_s)
+
+
 def test_stalled_network_is_reported_not_hung():
     g = b.switch(2, B, LAT)
     fabric = Fabric(g)
