@@ -18,7 +18,10 @@ class GpusimError(ValueError):
     def __init__(self, path: str, message: str):
         self.path = path
         self.message = message
-        super().__init__(f"{path}: {message}" if path else message)
+        super().__init__(path, message)     # args rebuild it: simpy re-raises a failed process as type(e)(*e.args)
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

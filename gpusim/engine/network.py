@@ -190,7 +190,8 @@ class FlowNetwork:
         self._dirty = False
         # retire finished flows
         if self._rem.size:
-            done = self._rem <= np.maximum(_EPS_BYTES, 1e-12 * self._rate)
+            # within a picosecond, or within the clock's resolution late in a long run, where now + dt == now
+            done = self._rem <= np.maximum(_EPS_BYTES, max(1e-12, 4 * np.spacing(now)) * self._rate)
             if done.any():
                 self._retire(done, now)
                 changed = True

@@ -132,3 +132,40 @@ def test_larger_transfer_never_finishes_sooner(a, b, background):
 def test_same_input_same_output():
     specs = lambda: [FlowSpec([i % 3, (i + 1) % 3], 10.0 * (i + 1)) for i in range(20)]  # noqa: E731
     assert np.array_equal(run([5.0, 7.0, 9.0], specs())[1].finish_s, run([5.0, 7.0, 9.0], specs())[1].finish_s)
+
+
+def test_flows_late_in_a_long_run_finish_where_the_clock_cannot_resolve_their_last_bytes():
+    """At t = 1e8 s the clock's step is ~15 ns: flows whose last bytes need less than that finish rather than waking
+    the engine forever at the same instant (these six did, before). Bytes stay conserved."""
+    env = simpy.Environment(initial_time=1e8)
+    caps = [260792596103.0, 475727211200.0, 80638210233.0, 474838229097.0]
+    net = FlowNetwork(env, caps)
+    specs = [FlowSpec([1], 1866217508.0), FlowSpec([3, 0], 878748454.0), FlowSpec([0, 1], 1858836762.0),
+             FlowSpec([2, 3, 1], 1693137748.0), FlowSpec([1], 267191831.0), FlowSpec([0, 2], 865678547.0)]
+    group = net.submit(specs)
+    for _ in range(10_000):         # bounded: a regression fails here instead of hanging the suite
+        if env.peek() == simpy.core.Infinity:
+            break
+        env.step()
+    assert group.done.triggered and max(group.finish_s) - 1e8 < 0.1
+    carried = np.zeros(4)
+    for f in specs:
+        carried[f.links] += f.size_bytes
+    np.testing.assert_allclose(net.link_bytes, carried, rtol=1e-6)
+
+
+def test_a_user_error_raised_inside_a_simulated_process_reaches_the_caller_intact():
+    """simpy re-raises a failed process's exception as type(e)(*e.args): a GpusimError must survive that."""
+    import pickle
+    from gpusim.errors import GpusimError
+
+    def job(env):
+        yield env.timeout(1.0)
+        raise GpusimError("jobs[0].algo", "unknown algorithm 'RING'")
+    env = simpy.Environment()
+    env.process(job(env))
+    with pytest.raises(GpusimError) as caught:
+        env.run()
+    assert (caught.value.path, caught.value.message) == ("jobs[0].algo", "unknown algorithm 'RING'")
+    assert str(caught.value) == "jobs[0].algo: unknown algorithm 'RING'" == str(pickle.loads(pickle.dumps(caught.value)))
+    assert str(GpusimError("", "no field")) == "no field"
