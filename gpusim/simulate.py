@@ -57,8 +57,8 @@ class ClusterResult:
     spec: str
     topology: dict
     jobs: list[JobResult]
-    makespan_s: float
-    links: list[dict]          # busiest links: name, technology, bytes, utilisation
+    makespan_s: float          # the run's span: until the last job ended, or the duration limit if it cut one off
+    links: list[dict]          # busiest links over the span: name, technology, bytes, utilisation
     extra: dict = field(default_factory=dict)
 
 
@@ -128,11 +128,12 @@ def _run_cluster(scenario: Scenario, spec: ClusterSpec) -> ClusterResult:
         record = JobRecord(job.name, job.type, job.raw["size_bytes"], n)
         records.append(record)
         env.process(job_process(fabric, coll, job, ranks, record, events, rng))
-    weather_report = None
+    weather = None
     if scenario.weather:
         from gpusim.workloads.weather_driver import attach_weather  # FSO what-ifs
-        weather_report = attach_weather(fabric, scenario.weather, rng, "weather", scenario.weather_csv_text)
-    env.run(until=scenario.duration_limit_s)
+        weather = attach_weather(fabric, scenario.weather, rng, "weather", scenario.weather_csv_text)
+    span = _run_jobs(env, env.all_of(list(events.values())), scenario.duration_limit_s)
+    fabric.net.advance()        # flows cut off by the limit count what they moved
     stalled = fabric.net.stalled
     jobs = []
     for r in records:
@@ -141,25 +142,37 @@ def _run_cluster(scenario: Scenario, spec: ClusterSpec) -> ClusterResult:
         jobs.append(JobResult(r.name, r.type, status, r.size_bytes, r.n_ranks,
                               r.iterations[0][0] if r.iterations else None,
                               r.iterations[-1][1] if r.iterations else None, its, r.detail))
-    ends = [j.end_s for j in jobs if j.end_s is not None]
-    makespan = max(ends) if ends else 0.0
-    extra = weather_report() if weather_report else {}
-    return ClusterResult(spec.label, spec.preset, summary(cluster.graph), jobs, makespan, _busiest(fabric, makespan),
-                         extra)
+    links = _busiest(fabric, fabric.net.capacity_seconds)
+    extra = weather.report(span) if weather else {}
+    return ClusterResult(spec.label, spec.preset, summary(cluster.graph), jobs, span, links, extra)
 
 
-def _busiest(fabric: Fabric, makespan: float, top: int = 12) -> list[dict]:
-    """The links with the highest average utilisation (bytes / (capacity x makespan)): the bottleneck first."""
+def _run_jobs(env, done, limit_s: float | None) -> float:
+    """Run until every job is done, the duration limit, or nothing is left to happen (the jobs stalled for good);
+    timers still pending when the jobs are done (weather steps, outage detection) do not run the clock on.
+    Returns the run's span, the clock at the stop: the last job's end, the limit if it cut a job off, or the
+    last event when the jobs stalled with no limit."""
+    while not done.triggered:
+        t = env.peek()
+        if t == np.inf or (limit_s is not None and t >= limit_s):
+            break
+        env.step()
+    if limit_s is not None and not done.triggered and env.now < limit_s:
+        env.run(until=limit_s)  # events at the limit itself do not run, as before
+    return env.now
+
+
+def _busiest(fabric: Fabric, capacity_s: np.ndarray, top: int = 12) -> list[dict]:
+    """The links with the highest average utilisation over the run's span (bytes carried / integral of capacity
+    over the span): the bottleneck first."""
     carried = fabric.net.link_bytes
-    cap = fabric.net.capacity
-    util = np.where(cap > 0, carried / np.maximum(cap, 1e-300), 0.0)
+    util = np.where(capacity_s > 0, carried / np.maximum(capacity_s, 1e-300), 0.0)
     order = np.lexsort((-carried, -util))[:top]
     out = []
     for i in order:
         if carried[i] <= 0:
             break
         u, v = fabric.edges[i]
-        cap = fabric.net.capacity[i]
         out.append({"link": f"{u}->{v}", "technology": fabric.g.edges[u, v]["technology"], "bytes": float(carried[i]),
-                    "utilisation": float(carried[i] / (cap * makespan)) if cap > 0 and makespan > 0 else None})
+                    "utilisation": float(util[i]) if capacity_s[i] > 0 else None})
     return out

@@ -82,6 +82,7 @@ class FlowNetwork:
             raise ValueError("link capacities must be finite and non-negative")
         n = self.capacity.shape[0]
         self.link_bytes = np.zeros(n)           # bytes carried per link so far
+        self.capacity_seconds = np.zeros(n)     # integral of capacity over time so far: what each link could carry
         self.groups: list[Group] = []
         # active flows, aligned arrays
         self._group: list[Group] = []
@@ -172,9 +173,16 @@ class FlowNetwork:
             ev.callbacks.append(self._update)
             ev.succeed()
 
+    def advance(self) -> None:
+        """Bring ``link_bytes`` and ``capacity_seconds`` up to now (between events they lag): at a run's end, flows
+        still in flight count what they moved."""
+        self._advance()
+
     def _advance(self) -> None:
         now = self.env.now
         dt = now - self._t_last
+        if dt > 0:
+            self.capacity_seconds += self.capacity * dt
         if dt > 0 and self._rem.size:
             moved = self._rate * dt
             self._rem -= moved
@@ -204,6 +212,9 @@ class FlowNetwork:
         self._schedule_next()
 
     def _retire(self, done: np.ndarray, now: float) -> None:
+        # the few bytes left within the tolerance count as carried: bytes stay conserved
+        left = np.where(done, self._rem, 0.0)
+        self.link_bytes += np.bincount(self._lo, weights=self._w * left[self._fo], minlength=self.capacity.shape[0])
         for p in np.flatnonzero(done):
             g = self._group[p]
             i = self._index[p]

@@ -28,11 +28,16 @@ def job_times(result: Result, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(jobs)), 4))
     width = 0.8 / len(result.clusters)
     x = np.arange(len(jobs))
+    shown = 0
     for i, c in enumerate(result.clusters):
         times = [j.mean_time_s if j.mean_time_s else np.nan for j in c.jobs]
+        shown += sum(t > 0 for t in times)
         ax.bar(x + i * width, times, width, label=c.label)
     ax.set_xticks(x + width * (len(result.clusters) - 1) / 2, jobs, rotation=15)
-    ax.set_yscale("log")
+    if shown:
+        ax.set_yscale("log")
+    else:  # a log axis needs a positive value: every job took no time, timed out or stalled
+        ax.text(0.5, 0.5, "no job finished in a positive time", ha="center", va="center", transform=ax.transAxes)
     ax.set_ylabel("mean time per iteration (s)")
     ax.set_title(f"{result.scenario}: job time by cluster")
     ax.legend(fontsize=8)

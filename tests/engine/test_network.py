@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import simpy
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from gpusim.engine.network import FlowNetwork, FlowSpec
 
@@ -90,6 +90,7 @@ flow_st = st.lists(st.tuples(st.lists(st.integers(0, 4), min_size=1, max_size=3)
 
 @settings(max_examples=50, deadline=None)
 @given(flow_st, st.lists(st.floats(1.0, 50.0), min_size=5, max_size=5))
+@example(flows=[([0], 1.0, 0.0), ([0], 1.0, 5.960464477539063e-08)], caps=[1.0] * 5)  # retired 6e-8 B short
 def test_bytes_conserved_and_capacity_respected(flows, caps):
     env = simpy.Environment()
     net = FlowNetwork(env, caps)
@@ -169,3 +170,21 @@ def test_a_user_error_raised_inside_a_simulated_process_reaches_the_caller_intac
     assert (caught.value.path, caught.value.message) == ("jobs[0].algo", "unknown algorithm 'RING'")
     assert str(caught.value) == "jobs[0].algo: unknown algorithm 'RING'" == str(pickle.loads(pickle.dumps(caught.value)))
     assert str(GpusimError("", "no field")) == "no field"
+
+
+def test_advance_brings_bytes_and_capacity_time_up_to_now():
+    """10 B/s for 2 s, an outage for 1 s, 5 B/s for 1 s: a link could have carried 25 B; a 100 B flow on it has
+    carried 20 + 5 = 25 B when the run stops at 4 s, mid-flight."""
+    env = simpy.Environment()
+    net = FlowNetwork(env, [10.0])
+    net.submit([FlowSpec([0], 100.0)])
+
+    def weather():
+        yield env.timeout(2.0)
+        net.set_capacity(0, 0.0)
+        yield env.timeout(1.0)
+        net.set_capacity(0, 5.0)
+    env.process(weather())
+    env.run(until=4.0)
+    net.advance()
+    assert net.capacity_seconds[0] == pytest.approx(25.0) and net.link_bytes[0] == pytest.approx(25.0)

@@ -1,0 +1,93 @@
+"""What a run reports is measured over the jobs' span: from 0 until the last job ended, or until the duration limit
+when it cut a job off. Timers left after the jobs (weather steps, outage detection) neither stretch the span nor
+change what it reports; bytes still in flight at the limit count; figures are written whatever the times."""
+import pytest
+import yaml
+
+from gpusim.report import figures
+from gpusim.scenario import schema
+from gpusim.simulate import simulate
+
+
+def run(text: str):
+    return simulate(schema.parse(yaml.safe_load(text)))
+
+
+def fso_run(schedule: str, delay: str = "1 h", size: str = "16 MiB", repeat: int = 3):
+    return run(f"""
+        cluster: fso-sites
+        jobs: [{{name: ar, op: all_reduce, size: {size}, repeat: {repeat}, algo: ring, proto: Simple}}]
+        weather: {{detection_delay: {delay}, schedule: [{schedule}]}}
+    """).clusters[0]
+
+
+CLEAR = "{time: 0 s, visibility: 10 km}"
+FSO = "site0.fso0->site1.fso0"
+
+
+def link(cluster, name):
+    hits = [l for l in cluster.links if l["link"] == name]
+    return hits[0] if hits else None
+
+
+@pytest.mark.parametrize("text", [
+    "cluster: switch:gpus=2\njobs: [{name: empty, op: all_reduce, size: 0}]",
+    "cluster: switch:gpus=2,bandwidth=1GB/s\njobs: [{name: ar, op: all_reduce, size: 1 GiB}]\n"
+    "run: {duration_limit: 1 us}",
+])
+def test_figures_are_written_when_no_job_has_a_positive_time(text, tmp_path):
+    result = run(text)
+    assert not any(j.mean_time_s for j in result.clusters[0].jobs)
+    written = figures.write_all(result, tmp_path)
+    assert [p.name for p in written] == ["job_times.png", "link_utilisation.png", "timeline.png"]
+    assert all(p.stat().st_size > 0 for p in written)
+
+
+def test_availability_is_over_the_jobs_span_not_a_pending_detection_timer():
+    """The outage (10-20 ms) outlasts nothing: detection would come after 1 h, yet the run ends with the jobs."""
+    c = fso_run(f"{CLEAR}, {{time: 10 ms, visibility: 60 m}}, {{time: 20 ms, visibility: 10 km}}")
+    fso0 = c.extra["links"]["fso0"]
+    assert c.makespan_s == pytest.approx(max(j.end_s for j in c.jobs)) and c.makespan_s > 0.020
+    assert fso0["outages"] == [[pytest.approx(0.010), pytest.approx(0.020)]]
+    assert fso0["downtime_s"] == pytest.approx(0.010)
+    assert fso0["availability"] == pytest.approx(1 - 0.010 / c.makespan_s)
+
+
+def test_weather_after_the_jobs_changes_nothing_reported():
+    """Fog at 1 h, long after the jobs: no outage, and the FSO link keeps its place as the bottleneck."""
+    clear = fso_run(CLEAR)
+    late = fso_run(f"{CLEAR}, {{time: 1 h, visibility: 60 m}}")
+    assert late.makespan_s == pytest.approx(clear.makespan_s)
+    assert late.extra["links"]["fso0"]["outages"] == []
+    assert late.extra["links"]["fso0"]["downtime_s"] == 0 and late.extra["links"]["fso0"]["availability"] == 1
+    assert late.links == clear.links
+    assert late.links[0]["link"] in (FSO, "site1.fso0->site0.fso0")
+
+
+def test_utilisation_divides_by_the_capacity_the_link_had():
+    """During the outage the FSO link could carry nothing: utilisation = bytes / (C x (span - downtime)), with C
+    the clear-sky capacity, read off a clear run as bytes / (utilisation x span)."""
+    clear = fso_run(CLEAR)
+    c_fso = link(clear, FSO)["bytes"] / (link(clear, FSO)["utilisation"] * clear.makespan_s)
+    foggy = fso_run(f"{CLEAR}, {{time: 10 ms, visibility: 60 m}}, {{time: 20 ms, visibility: 10 km}}")
+    down = foggy.extra["links"]["fso0"]["downtime_s"]
+    assert down == pytest.approx(0.010)
+    got = link(foggy, FSO)
+    assert got["utilisation"] == pytest.approx(got["bytes"] / (c_fso * (foggy.makespan_s - down)), rel=1e-9)
+    assert all(l["utilisation"] <= 1 + 1e-9 for l in foggy.links)
+
+
+def test_bytes_in_flight_at_the_duration_limit_are_counted():
+    """A 1 GiB transfer over a 1 GB/s link from 0.5 ms, cut at 2 ms: it moved 1.5 MB at full rate."""
+    c = run("""
+        cluster: switch:gpus=2,bandwidth=1GB/s,latency=1us
+        jobs: [{name: t, type: transfer, src: 0, dst: 1, size: 1 GiB, start: 0.5 ms}]
+        run: {duration_limit: 2 ms}
+    """).clusters[0]
+    assert c.jobs[0].status == "timeout"
+    assert c.makespan_s == pytest.approx(0.002)
+    assert {l["link"] for l in c.links} == {"gpu0->switch0", "switch0->gpu1"}
+    for l in c.links:
+        assert l["bytes"] == pytest.approx(1.5e6, rel=1e-9)
+        assert l["utilisation"] == pytest.approx(0.75, rel=1e-9)
+
