@@ -1,10 +1,12 @@
 """The command line end to end: exit codes, files written, formats, one-line errors."""
 import json
+from pathlib import Path
 
 import pytest
 
 from gpusim.cli import main
 from gpusim.cli.collective_cmd import CSV_HEADER
+from gpusim.errors import GpusimError
 
 
 def test_run_writes_results_and_figures(tmp_path, capsys):
@@ -93,3 +95,118 @@ def test_user_errors_exit_2_with_one_line(argv, fragment, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and fragment in err and "Traceback" not in err
+
+
+def test_a_sweep_of_too_many_sizes_is_refused_before_it_runs(capsys):
+    """--step-factor 1.0000001 from 8 B to 1 MiB would be floor(ln(2^17) / ln(1.0000001)) + 1 sizes (~1.2e8) and never
+    return: the count is computed first and the error names the three options and the count."""
+    import math
+    import signal
+
+    def hang(*_):
+        raise TimeoutError("the sweep was not refused")
+    old = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(10)
+    try:
+        rc = main(["collective", "--cluster", "dgx-h100", "--op", "all_reduce", "--max-bytes", "1MiB",
+                   "--step-factor", "1.0000001"])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    err = capsys.readouterr().err.strip()
+    points = math.floor(math.log(2**17) / math.log(1.0000001)) + 1
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert err.startswith("gpusim collective: error: --step-factor:") and f"{points:,} sizes" in err
+    assert "--min-bytes" in err and "--max-bytes" in err
+
+
+def test_the_size_ladder_holds_at_most_max_points_sizes():
+    """Just under the bound the ladder is built (MAX_POINTS sizes exactly); one more size is an error naming the
+    caller's options."""
+    from gpusim.collectives.sweep import MAX_POINTS, sizes
+    f = 1.001
+    names = ("--min-bytes", "--max-bytes", "--step-factor")
+    assert len(sizes(1e6, 1e6 * f ** (MAX_POINTS - 0.5), f, names=names)) == MAX_POINTS
+    with pytest.raises(GpusimError, match=f"makes {MAX_POINTS + 1:,} sizes") as e:
+        sizes(1e6, 1e6 * f ** (MAX_POINTS + 0.5), f, names=names)
+    assert e.value.path == "--step-factor"
+
+
+@pytest.mark.parametrize("argv", [
+    ["--cluster", "dgx-h100:gpus=1", "--op", "sendrecv"],
+    ["--cluster", "dgx-h100", "--ranks", "1", "--op", "sendrecv"],
+    ["--cluster", "pcie-2gpu:gpus=1", "--op", "all_to_all"],
+    ["--cluster", "dgx-h100", "--ranks", "1", "--op", "all_reduce"],
+    ["--cluster", "dgx-h100", "--ranks", "0", "--op", "broadcast"],
+])
+def test_one_rank_is_refused_for_every_op(argv, capsys):
+    """One rank has no peer: sendrecv and all_to_all printed 0.00 us and busbw inf, all_reduce said 1..8 were
+    accepted and then refused 1. Every op is refused on --ranks, with the range it accepts."""
+    assert main(["collective", *argv, "--max-bytes", "64"]) == 2
+    out, err = capsys.readouterr()
+    assert not out and len(err.strip().splitlines()) == 1
+    assert err.startswith("gpusim collective: error: --ranks:") and "at least 2 ranks" in err
+    assert ("2..8" in err) == ("gpus=1" not in argv[1])
+
+
+def test_sweep_refuses_one_rank():
+    """The library call beneath `gpusim collective` refuses one rank for point-to-point ops too."""
+    from gpusim import presets
+    from gpusim.collectives.sweep import sweep
+    from gpusim.engine.fabric import Fabric
+    cluster = presets.build("dgx-h100")
+    for op in ("sendrecv", "all_to_all", "all_reduce"):
+        with pytest.raises(GpusimError, match="at least 2 ranks, got 1") as e:
+            sweep(Fabric(cluster.graph), cluster.model, op, [0], [8])
+        assert e.value.path == "ranks"
+
+
+@pytest.mark.parametrize("argv, path, words", [
+    (["collective", "--cluster", "dgx-h100", "--op", "all_reduce", "--min-bytes", "0"], "--min-bytes",
+     "positive size"),
+    (["collective", "--cluster", "dgx-h100", "--op", "all_reduce", "--min-bytes", "1MiB", "--max-bytes", "1KiB"],
+     "--max-bytes", "at least --min-bytes"),
+    (["calibrate", "validation/data/h200/collectives.csv", "--transport", "socket", "--protocols", "",
+      "-o", "X.yaml"], "--protocols", "LL, LL128, Simple"),
+    (["calibrate", "validation/data/h200/collectives.csv", "--transport", "socket", "--protocols", " , ",
+      "-o", "X.yaml"], "--protocols", "LL, LL128, Simple"),
+])
+def test_errors_name_the_option_as_written(argv, path, words, capsys, tmp_path):
+    assert main([str(tmp_path / a) if a == "X.yaml" else a for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"gpusim {argv[0]}: error: {path}: ") and words in err and len(err.splitlines()) == 1
+
+
+def test_calibrate_and_validate_refuse_a_row_of_an_unknown_transport(tmp_path, capsys):
+    """A misspelt transport (nvlinkx) vanished from calibrate's fit while the summary said '0 skipped': both
+    commands now name its file, line and column."""
+    from gpusim.calibration import measurements as M
+    rows = [M.Measurement("all_reduce", 4, 1 << k, 1e-5 * (1 + k), "nvlink") for k in range(3, 20)]
+    rows[2] = M.Measurement("all_reduce", 4, 32, 1.1e-5, "nvlinkx")
+    data = M.write_csv(tmp_path / "trbad.csv", rows)
+    for cmd in (["calibrate", str(data), "--transport", "nvlink", "-o", str(tmp_path / "x.yaml")],
+                ["validate", str(data), "--no-figures", "-o", str(tmp_path / "v")]):
+        assert main(cmd) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"{data}:4:transport: expected one of nvlink, pcie_shm, socket, got 'nvlinkx'" in err, err
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_validate_nccl_tests_logs_with_their_transport(tmp_path, capsys):
+    """nccl-tests logs do not record their transport: validate reads them as --nccl-tests-transport says (as
+    calibrate does) and simulates every record of each log, its measured time exactly as the log printed it."""
+    from gpusim.calibration import nccl_tests
+    fixtures = Path(__file__).resolve().parent / "fixtures" / "nccl_tests"
+    logs = [fixtures / "all_reduce_perf_h200x8.txt", fixtures / "all_gather_perf_h100.json"]
+    argv = ["validate", *map(str, logs), "--estimate", "--no-figures", "-o", str(tmp_path)]
+    assert main(argv) == 2
+    assert "--nccl-tests-transport: nccl-tests logs do not record their transport" in capsys.readouterr().err
+    assert main([*argv, "--nccl-tests-transport", "nvlink"]) == 0
+    doc = json.loads((tmp_path / "validation.json").read_text())
+    assert doc["presets"] == {"nvlink": "h200-nvlink"}
+    want = sorted((m.op, m.world_size, m.size_bytes, m.time_s) for log in logs for m in nccl_tests.load(log)
+                  if not (m.op == "all_gather" and m.in_place))         # fit.rows_from leaves those out
+    got = sorted((p["op"], p["n"], p["size_bytes"], p["measured_s"]) for p in doc["points"])
+    assert got == want and all(p["simulated_s"] > 0 for p in doc["points"])
+    assert main([*argv, "--nccl-tests-transport", "nvlinkx"]) == 2
+    assert "--nccl-tests-transport: unknown transport 'nvlinkx'" in capsys.readouterr().err

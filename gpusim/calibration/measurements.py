@@ -196,24 +196,24 @@ def csv_rows(path, required: tuple[str, ...], columns: tuple[str, ...]) -> list[
         raise GpusimError(where, f"cannot read the measurement file: {e.strerror or e}") from None
     with fh:
         try:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames
+            reader = csv.reader(fh)
+            header = next(reader, None)
             if not header:
                 raise GpusimError(where, f"empty file: expected a CSV header with the columns {', '.join(columns)}")
             header = [h.strip() for h in header]
-            reader.fieldnames = header
             missing = [c for c in required if c not in header]
             if missing:
                 raise GpusimError(f"{where}:1", f"missing column(s) {', '.join(missing)}; the header has "
                                                 f"{', '.join(header)}; required: {', '.join(required)}")
             out = []
-            for raw in reader:
+            for cells in reader:
+                if not any(v.strip() for v in cells):
+                    continue
                 line = reader.line_num
-                if None in raw:
-                    raise GpusimError(f"{where}:{line}", f"{len(header) + len(raw[None])} fields, the header has "
-                                                         f"{len(header)}")
-                if any((v or "").strip() for v in raw.values()):
-                    out.append(CsvRow(where, line, raw))
+                if len(cells) != len(header):      # a short row too: its missing cells are no empty values
+                    raise GpusimError(f"{where}:{line}", f"{len(cells)} fields, the header has {len(header)}"
+                                                         f"{'; truncated line?' if len(cells) < len(header) else ''}")
+                out.append(CsvRow(where, line, dict(zip(header, cells))))
         except csv.Error as e:
             raise GpusimError(where, f"not a readable CSV file: {e}") from None
         except UnicodeDecodeError:
@@ -221,13 +221,15 @@ def csv_rows(path, required: tuple[str, ...], columns: tuple[str, ...]) -> list[
     return out
 
 
-def load_csv(path) -> list[Measurement]:
+def load_csv(path, transports=None) -> list[Measurement]:
     """The measurements in a CSV file of the schema in validation/README.md (what validation/collect.py writes).
 
     Required columns: transport, world_size, op, bytes, time_us; the others may be absent or empty. Errors name the
-    file, line and column (``collectives.csv:12:time_us``) and what would be accepted.
+    file, line and column (``collectives.csv:12:time_us``) and what would be accepted. ``transports``: the transport
+    names accepted (default any), so that a misspelt one is an error at its line rather than a row nobody uses.
     """
-    out = [_measurement(r, Path(path).name) for r in csv_rows(path, REQUIRED_COLUMNS, CSV_COLUMNS)]
+    out = [_measurement(r, Path(path).name, transports)
+           for r in csv_rows(path, REQUIRED_COLUMNS, CSV_COLUMNS)]
     if not out:
         raise GpusimError(str(path), "no measurement rows after the header")
     return out
@@ -253,7 +255,7 @@ def local_copy_Bps(path) -> float:
     return 1e9 * (rates[mid] if len(rates) % 2 else (rates[mid - 1] + rates[mid]) / 2)
 
 
-def _measurement(r: CsvRow, name: str) -> Measurement:
+def _measurement(r: CsvRow, name: str, transports=None) -> Measurement:
     op = r.text("op")
     try:
         op = canonical_op(op)
@@ -262,6 +264,8 @@ def _measurement(r: CsvRow, name: str) -> Measurement:
     transport = r.text("transport")
     if not transport:
         raise r.err("transport", "a transport name such as nvlink, pcie_shm or socket")
+    if transports is not None and transport not in transports:
+        raise r.err("transport", f"one of {', '.join(transports)}")
     t_us = r.float_("time_us", positive=True, required=True)
     kw = {}
     for col, key in (("time_us_min", "time_min_s"), ("time_us_max", "time_max_s"), ("host_us", "host_s")):

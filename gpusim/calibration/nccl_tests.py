@@ -211,7 +211,10 @@ def parse_text(text: str, source: str = "<text>", transport: str | None = None, 
             continue
         tokens = s.split()
         if not _INT.match(tokens[0]):
-            continue            # NCCL INFO/WARN lines, program messages
+            if layout is None or _number(tokens[0]) is None or not layout.fits(len(tokens)):
+                continue        # NCCL INFO/WARN lines, program messages
+            # a result row whose size is no byte count (-64, 1.5): an error, as in -J output, not a row left out
+            raise GpusimError(where, f"size: expected an integer >= 0, got {tokens[0]!r}")
         if layout is None:
             if len(tokens) >= 6 and all(_number(t) is not None for t in tokens[:2]):
                 raise GpusimError(where, "a result row before any column header ('#  size  count  type ...')")

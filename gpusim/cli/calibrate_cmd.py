@@ -11,7 +11,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from gpusim.calibration import fit, nccl_log, preset_file, repeatability, transports
+from gpusim.calibration import fit, nccl_log, nccl_tests, preset_file, repeatability, transports
 from gpusim.errors import GpusimError
 
 
@@ -83,7 +83,8 @@ def _range(text: str, path: str) -> tuple[int, int]:
 
 
 def read_data(paths, transport: str | None = None) -> list:
-    """Measurement records from harness CSV files and nccl-tests logs (the parser module reads the latter)."""
+    """Measurement records from harness CSV files and nccl-tests logs (the parser module reads the latter). A CSV
+    row of a transport gpusim does not model is an error at its line (a misspelt one would vanish from the fit)."""
     from gpusim.calibration import measurements
     out = []
     for p in paths:
@@ -91,9 +92,8 @@ def read_data(paths, transport: str | None = None) -> list:
         if not path.is_file():
             raise GpusimError(str(p), "no such measurement file")
         if path.suffix.lower() == ".csv":
-            out.extend(measurements.load_csv(path))
+            out.extend(measurements.load_csv(path, transports=tuple(transports.TRANSPORTS)))
         else:
-            from gpusim.calibration import nccl_tests
             out.extend(nccl_tests.load(path, transport=transport))
     return out
 
@@ -104,6 +104,9 @@ def _protocol_sets(text: str):
     if text == "search":
         return fit.SEARCH
     chosen = tuple(x.strip() for x in text.split(",") if x.strip())
+    if not chosen:
+        raise GpusimError("--protocols", "expected nccl, search or a comma-separated list of "
+                                         f"{', '.join(fit.PROTOCOLS)} such as LL,Simple, got {text!r}")
     for p in chosen:
         if p not in fit.PROTOCOLS:
             from gpusim.errors import unknown
@@ -118,6 +121,8 @@ def run(args) -> int:
     protocol_sets = _protocol_sets(args.protocols)
     if args.transport is not None:
         transports.transport(args.transport, "--transport")
+    if args.nccl_tests_transport is not None:
+        transports.transport(args.nccl_tests_transport, "--nccl-tests-transport")
     out = Path(args.output)
     if out.suffix not in (".yaml", ".yml"):
         raise GpusimError("--output", f"expected a .yaml file name, got '{args.output}'")
@@ -129,6 +134,10 @@ def run(args) -> int:
         if len(have) != 1:
             raise GpusimError("--transport", f"the data holds transports {', '.join(have) or 'none'}; pick one")
         name = have[0]
+        if name == nccl_tests.UNKNOWN_TRANSPORT:
+            raise GpusimError("--transport", "nccl-tests logs do not record their transport; name it with "
+                                             "--transport or --nccl-tests-transport "
+                                             f"({', '.join(transports.TRANSPORTS)})")
     transports.with_local_copy(transports.transport(name, "--transport"), copy_Bps, "--local-copy")  # names the option
     logged = nccl_log.constants(args.nccl_log, name) if args.nccl_log else None
     result = fit.fit(data, name, train_ws, held_ws, protocol_sets=protocol_sets, data_files=args.data,

@@ -36,11 +36,17 @@ def add_parser(sub):
 def run(args) -> int:
     cluster = presets.build(args.cluster, "--cluster")
     fabric = Fabric(cluster.graph)
-    n = args.ranks if args.ranks is not None else len(fabric.gpus)
-    if n < 1 or n > len(fabric.gpus):
-        raise GpusimError("--ranks", f"expected 1..{len(fabric.gpus)} (GPUs in '{args.cluster}'), got {n}")
+    gpus = len(fabric.gpus)
+    n = args.ranks if args.ranks is not None else gpus
+    if gpus < 2:        # every op, sendrecv and all_to_all too: one rank has no peer to send to
+        raise GpusimError("--ranks", f"a collective needs at least 2 ranks; '{args.cluster}' has {gpus} "
+                                     f"GPU{'' if gpus == 1 else 's'}")
+    if n < 2 or n > gpus:
+        raise GpusimError("--ranks", f"expected 2..{gpus} (a collective needs at least 2 ranks; GPUs in "
+                                     f"'{args.cluster}': {gpus}), got {n}")
     ladder = sizes(units.size(args.min_bytes, "--min-bytes", default_unit="B"),
-                   units.size(args.max_bytes, "--max-bytes", default_unit="B"), args.step_factor)
+                   units.size(args.max_bytes, "--max-bytes", default_unit="B"), args.step_factor,
+                   names=("--min-bytes", "--max-bytes", "--step-factor"))
     model = cluster.model if args.launch == "host" else cluster.model.with_overrides(launch_floor_s=0.0)
     rows = sweep(fabric, model, args.op, range(n), ladder, args.algo, args.proto, args.channels)
     if args.format == "csv":

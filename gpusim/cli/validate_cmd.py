@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gpusim import presets
-from gpusim.calibration import choices, fit, repeatability, transports
+from gpusim.calibration import choices, fit, nccl_tests, repeatability, transports
 from gpusim.cli.calibrate_cmd import read_data
 from gpusim.errors import GpusimError
 from gpusim.report import validation as report
@@ -34,6 +34,9 @@ def add_parser(sub):
     p.add_argument("--choices", action="append", default=[], metavar="CSV",
                    help="NCCL's logged choices (validation/probe_nccl_choices.py) to check the tuner against "
                         f"(default with no DATA: those in {CHOICES_DIR})")
+    p.add_argument("--nccl-tests-transport", default=None, metavar="T",
+                   help="transport of nccl-tests logs, which do not record it "
+                        f"({', '.join(transports.TRANSPORTS)}; needed to validate such logs)")
     p.add_argument("--no-figures", action="store_true", help="write only the JSON")
     return p
 
@@ -84,14 +87,19 @@ def _cluster_for(spec: str):
 
 def run(args) -> int:
     chosen = _preset_choice(args.preset)
+    if args.nccl_tests_transport is not None:
+        transports.transport(args.nccl_tests_transport, "--nccl-tests-transport")
     files = [Path(f) for f in args.data] if args.data else _default_data()
-    data = read_data(files)
+    data = read_data(files, args.nccl_tests_transport)
     measured = sorted({m.transport for m in data})
     if not measured:
         raise GpusimError("DATA", "no measurement rows in the data")
     out = Path(args.output)
     points, groups, summary, used = [], [], {}, {}
     for t in measured:
+        if t == nccl_tests.UNKNOWN_TRANSPORT:
+            raise GpusimError("--nccl-tests-transport", "nccl-tests logs do not record their transport; name it, "
+                                                        f"one of {', '.join(transports.TRANSPORTS)}")
         if t not in transports.TRANSPORTS:
             raise GpusimError("DATA", f"transport '{t}' has no model; known: {', '.join(transports.TRANSPORTS)}")
         spec = _spec(t, chosen)

@@ -85,6 +85,8 @@ class Collectives:
     def choose(self, op: str, ranks: list[str], size_bytes: float, algo: str = "auto", proto: str = "auto",
                channels: int | None = None) -> Choice:
         """The (algorithm, protocol, channels) a call uses: given ones are validated, 'auto' ones chosen."""
+        if len(ranks) < 2:
+            raise GpusimError("ranks", f"a collective needs at least 2 ranks, got {len(ranks)}")
         channels = self.model.channels if channels is None else channels
         if not isinstance(channels, int) or not 1 <= channels <= 64:
             raise GpusimError("channels", f"expected an integer 1..64, got {channels!r}")

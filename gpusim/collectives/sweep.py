@@ -1,6 +1,7 @@
 """nccl-tests-style sweeps: one collective over a range of sizes on one cluster, each size a run of identical calls."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from gpusim.collectives.cost_model import CostModel
@@ -9,6 +10,8 @@ from gpusim.engine.fabric import Fabric
 from gpusim.errors import GpusimError
 
 TYPE_SIZE_BYTES = 4  # float32, nccl-tests' default type
+#: Most sizes one sweep may have (a factor-2 ladder from 1 B to 4 GiB has 33).
+MAX_POINTS = 10_000
 
 
 @dataclass
@@ -17,14 +20,22 @@ class SweepRow:
     count: int
 
 
-def sizes(min_bytes: float, max_bytes: float, step_factor: float = 2.0) -> list[int]:
-    """nccl-tests' -b/-e/-f size ladder (inclusive)."""
-    if not min_bytes > 0:
-        raise GpusimError("min_bytes", f"expected a positive size, got {min_bytes!r}")
-    if max_bytes < min_bytes:
-        raise GpusimError("max_bytes", f"expected at least min_bytes ({min_bytes:.0f}), got {max_bytes:.0f}")
+def sizes(min_bytes: float, max_bytes: float, step_factor: float = 2.0,
+          names: tuple[str, str, str] = ("min_bytes", "max_bytes", "step_factor")) -> list[int]:
+    """nccl-tests' -b/-e/-f size ladder (inclusive), of at most :data:`MAX_POINTS` sizes. ``names`` are the user's
+    names of the three arguments (``--min-bytes``, ...), which errors name."""
+    lo, hi, step = names
+    if not (min_bytes > 0 and math.isfinite(min_bytes)):
+        raise GpusimError(lo, f"expected a positive size, got {min_bytes!r}")
+    if not max_bytes >= min_bytes or not math.isfinite(max_bytes):
+        raise GpusimError(hi, f"expected a finite size of at least {lo} ({min_bytes:.0f}), got {max_bytes!r}")
     if not step_factor > 1:
-        raise GpusimError("step_factor", f"expected a number > 1, got {step_factor!r}")
+        raise GpusimError(step, f"expected a number > 1, got {step_factor!r}")
+    # counted before stepping: a factor just above 1 would otherwise make a ladder of ~1e8 sizes and never return
+    points = math.floor(math.log(max_bytes / min_bytes) / math.log(step_factor) + 1e-9) + 1
+    if points > MAX_POINTS:
+        raise GpusimError(step, f"{step_factor!r} from {lo} {min_bytes:.0f} to {hi} {max_bytes:.0f} makes "
+                                f"{points:,} sizes; at most {MAX_POINTS:,}: raise {step} or narrow {lo}..{hi}")
     out, s = [], float(min_bytes)
     while s <= max_bytes * (1 + 1e-12):
         out.append(int(round(s)))

@@ -90,7 +90,8 @@ HEADER = "transport,world_size,op,bytes,time_us,in_place\n"
     ("nvlink,4,allreduse,1024,1.0,0\n", ":2:op", "unknown operation 'allreduse'"),
     (",4,all_reduce,1024,1.0,0\n", ":2:transport", "transport name"),
     ("nvlink,4,all_reduce,1024,1.0,0,extra\n", ":2", "7 fields, the header has 6"),
-    ("nvlink,4,all_reduce,1024\n", ":2:time_us", "positive finite number"),
+    ("nvlink,4,all_reduce,1024\n", ":2", "4 fields, the header has 6; truncated line"),
+    ("nvlink,4,all_reduce,1024,1.0,0\nnvlink,4,all_reduce,10\n", ":3", "4 fields, the header has 6"),
 ])
 def test_bad_rows_name_file_line_and_column(tmp_path, body, where, message):
     p = tmp_path / "bad.csv"
@@ -98,6 +99,27 @@ def test_bad_rows_name_file_line_and_column(tmp_path, body, where, message):
     with pytest.raises(GpusimError, match=message) as e:
         M.load_csv(p)
     assert e.value.path == f"{p}{where}"
+
+
+def test_a_short_row_is_named_not_its_first_missing_cell(tmp_path):
+    """csv fills a short row's missing cells with None: the error names the row and both counts, not 'got None'."""
+    p = tmp_path / "short.csv"
+    full = ",".join(M.to_row(M.Measurement("all_reduce", 4, 1024, 1e-5, "nvlink")).values())
+    p.write_text(",".join(M.CSV_COLUMNS) + "\n" + full + "\n" + full[:full.index(",all_reduce") + 11] + "\n")
+    with pytest.raises(GpusimError, match=f"5 fields, the header has {len(M.CSV_COLUMNS)}; truncated") as e:
+        M.load_csv(p)
+    assert e.value.path == f"{p}:3"
+
+
+def test_transports_outside_the_accepted_ones_are_errors_at_their_line(tmp_path):
+    """A misspelt transport (nvlinkx) is an error naming file, line and column when the caller says which transports
+    it accepts; without that list any name loads, as before."""
+    p = tmp_path / "t.csv"
+    p.write_text(HEADER + "nvlink,4,all_reduce,1024,1.0,0\nnvlinkx,4,all_reduce,2048,1.0,0\n")
+    with pytest.raises(GpusimError, match="one of nvlink, socket, got 'nvlinkx'") as e:
+        M.load_csv(p, transports=("nvlink", "socket"))
+    assert e.value.path == f"{p}:3:transport"
+    assert [m.transport for m in M.load_csv(p)] == ["nvlink", "nvlinkx"]
 
 
 @pytest.mark.parametrize("text, message", [

@@ -140,6 +140,18 @@ def test_killed_run_names_the_truncated_line():
     assert e.value.path.endswith("all_reduce_perf_killed.txt:17")
 
 
+@pytest.mark.parametrize("size", ["-64", "64.5"])
+def test_a_result_row_whose_size_is_no_byte_count_is_an_error_not_left_out(size):
+    """A row of the table whose size is negative or fractional was read as a program message and dropped, so
+    calibrate reported 0 skipped rows; it is an error at its line, as a negative size is in -J output."""
+    lines = (FIX / "all_reduce_perf_h200x8.txt").read_text().splitlines()
+    row = next(i for i, line in enumerate(lines) if line.split()[:2] == ["64", "16"])
+    lines[row] = lines[row].replace("  64 ", f"{size} ", 1)
+    with pytest.raises(GpusimError, match=f"size: expected an integer >= 0, got '{size}'") as e:
+        nccl_tests.parse_text("\n".join(lines), source="x.log")
+    assert e.value.path == f"x.log:{row + 1}"
+
+
 @pytest.mark.parametrize("text, message", [
     ("", "no nccl-tests result rows"),
     ("Segmentation fault (core dumped)\n", "no nccl-tests result rows"),

@@ -143,6 +143,9 @@ def test_bad_collective_arguments():
         measure(fabric, CostModel.ideal(), "all_reduce", [0, 9], 1024)
     with pytest.raises(GpusimError, match="did you mean 'all_reduce'"):
         measure(fabric, CostModel.ideal(), "allreduc", range(4), 1024)
+    for op in ("sendrecv", "all_to_all", "all_gather"):     # one rank moved nothing and reported infinite busbw
+        with pytest.raises(GpusimError, match="ranks: a collective needs at least 2 ranks, got 1"):
+            measure(fabric, CostModel.ideal(), op, [0], 1024)
 
 
 def test_nvls_forced_where_nccl_cannot_run_it_says_why():
