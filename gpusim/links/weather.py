@@ -218,21 +218,22 @@ DEFAULT_WEATHER_STATES = (
 
 
 def markov_weather(rng: np.random.Generator, duration_s: float, states=DEFAULT_WEATHER_STATES,
-                   start_state: str = "clear", cn2_m_minus_2_3: float = 1e-14) -> WeatherTimeline:
+                   start_state: str = "clear", cn2_m_minus_2_3: float = 1e-14, path: str = "") -> WeatherTimeline:
     """A seeded weather timeline over ``[0, duration_s)`` from a continuous-time Markov chain (module docstring).
 
     Draws, per visit, in this order: visibility, rain, snow, dwell time, next state — so the same generator state
-    gives the same timeline.
+    gives the same timeline. ``path``: the scenario's ``weather.markov``, which errors name (``.duration``, ``.start``).
     """
     if not isinstance(rng, np.random.Generator):
         raise GpusimError("rng", f"expected a numpy.random.Generator, got {type(rng).__name__}")
     if isinstance(duration_s, bool) or not isinstance(duration_s, numbers.Real) or not 0 < duration_s < math.inf:
-        raise GpusimError("duration_s", f"expected a positive finite duration in seconds, got {duration_s!r}")
+        raise GpusimError(f"{path}.duration" if path else "duration_s",
+                          f"expected a positive finite duration in seconds, got {duration_s!r}")
     by_name = {s.name: s for s in states}
     for s in states:
         _check_state(s, by_name)
     if start_state not in by_name:
-        raise unknown("start_state", start_state, by_name, "weather state")
+        raise unknown(f"{path}.start" if path else "start_state", start_state, by_name, "weather state")
     times, weathers = [], []
     t, state = 0.0, by_name[start_state]
     while t < duration_s:

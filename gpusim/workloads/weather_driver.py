@@ -51,7 +51,8 @@ def timeline_from(cfg: dict, rng: np.random.Generator, path: str, csv_text: str 
         return wx.constant_weather(fso.weather_from_dict(const, f"{path}.constant"))
     mk = F.mapping(cfg["markov"], f"{path}.markov")
     F.check_keys(mk, ("duration", "start"), f"{path}.markov", required=("duration",))
-    return wx.markov_weather(rng, units.time(mk["duration"], f"{path}.markov.duration"), start_state=mk.get("start", "clear"))
+    return wx.markov_weather(rng, units.time(mk["duration"], f"{path}.markov.duration"),
+                             start_state=mk.get("start", "clear"), path=f"{path}.markov")
 
 
 class WeatherRun:

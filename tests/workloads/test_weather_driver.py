@@ -66,3 +66,11 @@ def test_weather_from_a_csv_file_next_to_the_scenario(tmp_path):
                                      "weather: {csv: fog.csv, detection_delay: 20 ms}\n")
     c = simulate(schema.load(tmp_path / "s.yaml")).clusters[0]
     assert c.extra["links"]["fso0"]["outages"] == [[pytest.approx(0.010), pytest.approx(0.200)]]
+
+
+@pytest.mark.parametrize("markov, where", [("{duration: 0 s}", "weather.markov.duration: expected a positive"),
+                                           ("{duration: 1 s, start: x}", "weather.markov.start: unknown weather state")])
+def test_markov_weather_errors_name_the_scenario_field(markov, where):
+    text = f"cluster: fso-sites\njobs: [{{name: ar, op: all_reduce, size: 1 MiB}}]\nweather: {{markov: {markov}}}\n"
+    with pytest.raises(GpusimError, match=where):
+        simulate(schema.parse(yaml.safe_load(text)))
