@@ -623,7 +623,7 @@ def optics_from_dict(d: dict, path: str = "optics", base: Optics | None = None) 
     _known_keys(d, OPTICS_FIELDS, path)
     kw = {}
     conv = {"tx_power": ("tx_power_dbm", lambda v, p: parse_db(v, p, "dBm")),
-            "wavelength": ("wavelength_m", lambda v, p: units.length(v, p, allow_zero=False)),
+            "wavelength": ("wavelength_m", _wavelength),
             "divergence": ("divergence_rad", parse_angle_rad),
             "tx_aperture": ("tx_aperture_m", lambda v, p: units.length(v, p)),
             "rx_aperture": ("rx_aperture_m", lambda v, p: units.length(v, p, allow_zero=False)),
@@ -709,6 +709,12 @@ def _whole(x: float, p: str) -> int:
     if x <= 0 or x != int(x):
         raise GpusimError(p, f"expected a positive whole number of bytes, got {x!r}")
     return int(x)
+
+
+def _wavelength(v, p):
+    lam = units.length(v, p, allow_zero=False)
+    _check_wavelength(lam, WAVELENGTH_RANGE_M, p, "the fog models (ITU-R P.1814)")
+    return lam
 
 
 def _rates(v, p):

@@ -322,6 +322,7 @@ def test_optics_and_weather_from_user_fields():
     ({"divergence": "2 degrees"}, "optics.divergence"), ({"wavelength": "0 nm"}, "optics.wavelength"),
     ({"sensitivity_ber": 0.9}, "optics.sensitivity_ber"), ({"noise_model": "pink"}, "optics.noise_model"),
     ({"frame_size": "1.5 B"}, "optics.frame_size"), ({"diverjence": "1 mrad"}, "optics.diverjence"),
+    ({"wavelength": "1 m"}, "optics.wavelength"),      # outside the fog models' range: the user's field, not wavelength_m
 ])
 def test_optics_field_errors(fields, path):
     with pytest.raises(GpusimError) as exc:
