@@ -121,7 +121,8 @@ def _run_cluster(scenario: Scenario, spec: ClusterSpec) -> ClusterResult:
         ranks = None
         n = 2
         if job.type in ("collective", "traffic"):
-            ranks = F.ranks(job.raw["ranks"], f"{job.path}.ranks", len(fabric.gpus))
+            ranks = F.ranks(job.raw["ranks"], f"{job.path}.ranks", len(fabric.gpus),
+                            cluster=spec.label if len(scenario.clusters) > 1 else None)
             n = len(ranks)
         else:
             check_transfer(fabric, job)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gpusim.errors import GpusimError
 from gpusim.report import figures, results
+from gpusim.scenario import fields as F
 from gpusim.scenario import schema
 from gpusim.simulate import simulate
 
@@ -19,10 +21,10 @@ def add_parser(sub, name="run", help_text="run a scenario and report per-job res
 
 def execute(args, table) -> int:
     scenario = schema.load(args.scenario)
-    if args.seed is not None:
-        scenario.seed = args.seed
+    if args.seed is not None:   # checked as the scenario's own seed field is (numpy takes no negative seed)
+        scenario.seed = F.integer(args.seed, "--seed", low=0)
+    out = Path(args.out or Path("out") / _folder_name(scenario.name))   # refused before a long run, not after
     result = simulate(scenario)
-    out = Path(args.out or Path("out") / scenario.name)
     out.mkdir(parents=True, exist_ok=True)
     written = [results.write_json(result, out / "results.json"), results.write_csv(result, out / "results.csv")]
     if not args.no_figures:
@@ -30,6 +32,15 @@ def execute(args, table) -> int:
     print(table(result))
     print(f"\nsimulated in {result.runtime_s:.2f} s; wrote {', '.join(str(p) for p in written)}")
     return 0
+
+
+def _folder_name(name: str) -> str:
+    """The scenario's name as the default output folder out/<name>: one plain folder name, so that it cannot write
+    outside out/ ('../x', '/tmp/x') or into out/ itself ('', '.'). Other names stay valid with -o."""
+    if not name.strip() or name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise GpusimError("name", f"{name!r} cannot be the output folder out/<name> (it must be one plain folder name: "
+                                  "no '/' or '\\', not '.' or '..', not empty); rename the scenario or give -o DIR")
+    return name
 
 
 def run(args) -> int:

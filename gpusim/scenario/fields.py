@@ -1,6 +1,8 @@
 """Typed readers for scenario fields: each names the field's path and what is accepted when it fails."""
 from __future__ import annotations
 
+import math
+
 from gpusim import units
 from gpusim.errors import GpusimError, did_you_mean
 
@@ -32,8 +34,9 @@ def integer(value, path: str, low: int | None = None, high: int | None = None) -
 
 
 def number(value, path: str, low: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise GpusimError(path, f"expected a number, got {value!r}")
+    """A finite int or float (NaN and infinity, which YAML spells .nan and .inf, are refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise GpusimError(path, f"expected a finite number, got {value!r}")
     if low is not None and value < low:
         raise GpusimError(path, f"expected a number >= {low}, got {value!r}")
     return float(value)
@@ -51,30 +54,51 @@ def size(value, path: str) -> float:
     return units.size(value, path, default_unit="B")
 
 
-def time(value, path: str) -> float:
-    return units.time(value, path)
+def time(value, path: str, allow_zero: bool = True) -> float:
+    return units.time(value, path, allow_zero=allow_zero)
 
 
-def ranks(value, path: str, n_gpus: int) -> list[int]:
-    """'all', a list of integers, or ranges as strings '0-7' (inclusive) inside the list or alone."""
+def rank_spans(value, path: str) -> list[tuple[int, int]] | None:
+    """The syntax of a ranks field, checked without a cluster: None for 'all', else inclusive (first, last) spans
+    in the order given. A rank given twice is an error here; whether ranks exist is checked per cluster (:func:`ranks`).
+    Spans are kept unexpanded so that a range such as '0-99999999999' costs nothing before it is refused."""
     if value == "all" or value is None:
-        return list(range(n_gpus))
+        return None
     items = value if isinstance(value, list) else [value]
-    out: list[int] = []
+    spans: list[tuple[int, int]] = []
     for i, item in enumerate(items):
         where = f"{path}[{i}]" if isinstance(value, list) else path
         if isinstance(item, str) and "-" in item:
             lo, _, hi = item.partition("-")
             if not (lo.strip().isdigit() and hi.strip().isdigit()) or int(lo) > int(hi):
                 raise GpusimError(where, f"expected a range such as '0-7', got {item!r}")
-            out.extend(range(int(lo), int(hi) + 1))
+            spans.append((int(lo), int(hi)))
         elif isinstance(item, int) and not isinstance(item, bool):
-            out.append(item)
+            spans.append((item, item))
         else:
             raise GpusimError(where, f"expected 'all', a rank number or a range such as '0-7', got {item!r}")
-    for r in out:
-        if not 0 <= r < n_gpus:
-            raise GpusimError(path, f"rank {r} is outside 0..{n_gpus - 1} (the cluster has {n_gpus} GPUs)")
-    if len(set(out)) != len(out):
-        raise GpusimError(path, "a rank appears twice")
-    return out
+    reach = None   # the largest rank of the spans before, in sorted order
+    for lo, hi in sorted(spans):
+        if reach is not None and lo <= reach:
+            raise GpusimError(path, f"rank {lo} appears twice")
+        reach = hi
+    return spans
+
+
+def rank_count(spans: list[tuple[int, int]]) -> int:
+    """How many ranks non-overlapping spans from :func:`rank_spans` name."""
+    return sum(hi - lo + 1 for lo, hi in spans)
+
+
+def ranks(value, path: str, n_gpus: int, cluster: str | None = None) -> list[int]:
+    """'all', a list of integers, or ranges as strings '0-7' (inclusive) inside the list or alone; ``cluster`` is
+    the label named when a rank is out of range (a scenario with several clusters checks ranks on each)."""
+    spans = rank_spans(value, path)
+    if spans is None:
+        return list(range(n_gpus))
+    for lo, hi in spans:   # before expanding: the first rank outside 0..n_gpus-1 in the order given
+        if lo < 0 or hi >= n_gpus:
+            r = lo if lo < 0 else max(lo, n_gpus)
+            which = f"cluster '{cluster}'" if cluster is not None else "the cluster"
+            raise GpusimError(path, f"rank {r} is outside 0..{n_gpus - 1} ({which} has {n_gpus} GPUs)")
+    return [r for lo, hi in spans for r in range(lo, hi + 1)]

@@ -1,7 +1,7 @@
 """Scenario YAML v1: what to build, what to run on it, and how.
 
 ```yaml
-name: nvlink-vs-roce                 # optional
+name: nvlink-vs-roce                 # optional; gpusim run writes to out/<name> unless given -o
 seed: 1                              # default 0
 clusters:                            # or `cluster: SPEC` for one
   nvlink: dgx-h100                   # SPEC = preset name, 'name:key=value,...', a calibrated preset file
@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from gpusim import presets
-from gpusim.errors import GpusimError
+from gpusim.errors import GpusimError, unknown
 from gpusim.scenario import fields as F
 
 JOB_TYPES = ("collective", "transfer", "traffic")
@@ -119,28 +119,47 @@ def parse(data, default_name: str = "scenario") -> Scenario:
         raise GpusimError("jobs", "expected a non-empty list of jobs")
     jobs = [_job(j, i) for i, j in enumerate(jobs_raw)]
     names = [j.name for j in jobs]
+    _check_unique_names(jobs, jobs_raw)
     for i, j in enumerate(jobs):
-        if names.count(j.name) > 1:
-            raise GpusimError(f"jobs[{i}].name", f"duplicate job name '{j.name}'")
         after = j.raw.get("after")
         if after is not None and after not in names[:i]:
             raise GpusimError(f"jobs[{i}].after", f"'{after}' is not the name of an earlier job; earlier: "
                                                    f"{', '.join(names[:i]) or 'none'}")
     run = F.mapping(d.get("run", {}) or {}, "run")
     F.check_keys(run, ("duration_limit",), "run")
-    limit = F.time(run["duration_limit"], "run.duration_limit") if "duration_limit" in run else None
+    limit = F.time(run["duration_limit"], "run.duration_limit", allow_zero=False) if "duration_limit" in run else None
     weather = F.mapping(d["weather"], "weather") if d.get("weather") is not None else None
     return Scenario(str(d.get("name", default_name)), seed, clusters, jobs, limit, weather, d)
+
+
+def _check_unique_names(jobs: list[JobSpec], jobs_raw: list) -> None:
+    """Job names are unique; a job without a name is called <type><index> (collective0), which a name can repeat."""
+    first: dict[str, int] = {}
+    for i, j in enumerate(jobs):
+        k = first.setdefault(j.name, i)
+        if k == i:
+            continue
+        explicit = [n for n in (k, i) if "name" in jobs_raw[n]]
+        at = explicit[-1]                 # point at a name the user wrote; the later one if both are written
+        other = k if at == i else i
+        how = "the name of" if "name" in jobs_raw[other] else "the default name (<type><index>) of the unnamed"
+        raise GpusimError(f"jobs[{at}].name", f"duplicate job name '{j.name}': it is also {how} jobs[{other}]")
 
 
 def _cluster(spec, label: str, path: str) -> ClusterSpec:
     if isinstance(spec, str):
         return ClusterSpec(label, spec, path=path)
-    spec = F.mapping(spec, path)
+    if not isinstance(spec, dict):
+        raise GpusimError(path, f"expected a preset name such as 'dgx-h100' or a mapping with {', '.join(_CLUSTER)}, "
+                                f"got {type(spec).__name__} {spec!r}")
     F.check_keys(spec, _CLUSTER, path, required=("preset",))
     params = F.mapping(spec.get("params", {}) or {}, f"{path}.params")
     links = []
-    for i, link in enumerate(spec.get("links", []) or []):
+    links_raw = spec.get("links", []) or []
+    if not isinstance(links_raw, list):
+        raise GpusimError(f"{path}.links", f"expected a list of link overrides such as [{{technology: roce, bandwidth: "
+                                           f"200 Gb/s}}], got {type(links_raw).__name__} {links_raw!r}")
+    for i, link in enumerate(links_raw):
         lp = f"{path}.links[{i}]"
         link = F.mapping(link, lp)
         F.check_keys(link, _LINK, lp)
@@ -149,7 +168,7 @@ def _cluster(spec, label: str, path: str) -> ClusterSpec:
         out = {k: link[k] for k in ("technology", "kind") if k in link}
         if "bandwidth" in link:
             from gpusim import units
-            out["bandwidth_Bps"] = units.bandwidth(link["bandwidth"], f"{lp}.bandwidth")
+            out["bandwidth_Bps"] = units.bandwidth(link["bandwidth"], f"{lp}.bandwidth", allow_zero=False)
         if "latency" in link:
             out["latency_s"] = F.time(link["latency"], f"{lp}.latency")
         if "efficiency" in link:
@@ -202,12 +221,21 @@ def _job(j, i: int) -> JobSpec:
     raw["gap_s"] = F.time(j["gap"], f"{path}.gap") if "gap" in j else 0.0
     if jtype == "collective":
         F.check_keys(j, _JOB[jtype], path, required=("op", "size"))
+        from gpusim.collectives.cost_model import PROTOCOLS
+        from gpusim.collectives.plans import ALGOS_FOR
         from gpusim.collectives.run import normalise_op
         raw["op"] = normalise_op(F.string(j["op"], f"{path}.op"), f"{path}.op")
         raw["size_bytes"] = F.size(j["size"], f"{path}.size")
         raw["ranks"] = j.get("ranks", "all")
+        spans = F.rank_spans(raw["ranks"], f"{path}.ranks")
+        if spans is not None and F.rank_count(spans) < 2:
+            raise GpusimError(f"{path}.ranks", f"a collective needs at least 2 distinct ranks, got {raw['ranks']!r}")
         raw["algo"] = F.string(j.get("algo", "auto"), f"{path}.algo")
+        if raw["algo"] not in (*ALGOS_FOR[raw["op"]], "auto"):
+            raise unknown(f"{path}.algo", raw["algo"], (*ALGOS_FOR[raw["op"]], "auto"), f"algorithm for {raw['op']}")
         raw["proto"] = F.string(j.get("proto", "auto"), f"{path}.proto")
+        if raw["proto"] not in (*PROTOCOLS, "auto"):
+            raise unknown(f"{path}.proto", raw["proto"], (*PROTOCOLS, "auto"), "protocol")
         raw["channels"] = F.integer(j["channels"], f"{path}.channels", low=1, high=64) if "channels" in j else None
     elif jtype == "transfer":
         F.check_keys(j, _JOB[jtype], path, required=("src", "dst", "size"))
@@ -218,6 +246,7 @@ def _job(j, i: int) -> JobSpec:
         F.check_keys(j, _JOB[jtype], path, required=("pattern", "size"))
         raw["pattern"] = F.string(j["pattern"], f"{path}.pattern", PATTERNS)
         raw["ranks"] = j.get("ranks", "all")
+        F.rank_spans(raw["ranks"], f"{path}.ranks")    # fewer than 2 ranks is no traffic, not an error
         raw["size_bytes"] = F.size(j["size"], f"{path}.size")
     name = j.get("name", f"{jtype}{i}")
     return JobSpec(str(name), jtype, raw, path)

@@ -127,3 +127,119 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("jobs: [unclosed\n")
     with pytest.raises(GpusimError, match="not valid YAML at line"):
         schema.load(bad)
+
+
+@pytest.mark.parametrize("ranks", ["[]", "[0]", '"0-0"', "5", '[3, "3-3"]'])
+def test_a_collective_on_fewer_than_two_ranks_is_refused_at_parse_time(ranks):
+    """Every collective needs 2 distinct ranks (the tuner, the bus bandwidth); [] crashed, [0] was named n_ranks.
+    The scenario is refused while parsing, before any cluster is built."""
+    with pytest.raises(GpusimError) as err:
+        scenario(f"cluster: switch\njobs: [{{op: all_reduce, size: 1 MiB}}, {{op: sendrecv, size: 1 MiB, ranks: {ranks}}}]")
+    assert err.value.path == "jobs[1].ranks"
+    assert "at least 2 distinct ranks" in str(err.value) or "appears twice" in str(err.value)
+
+
+def test_ranks_are_read_as_spans_and_out_of_range_names_the_cluster():
+    """A traffic pattern on fewer than 2 ranks is no traffic (not an error); a huge range is refused without
+    expanding it; the cluster whose GPUs a rank exceeds is named when one is given."""
+    from gpusim.scenario import fields as F
+    r = simulate(scenario("cluster: switch:gpus=4\njobs: [{type: traffic, pattern: shift, ranks: [2], size: 1 MiB}]"))
+    assert r.clusters[0].jobs[0].status == "done" and r.clusters[0].jobs[0].mean_time_s == 0
+    assert F.ranks([0, "2-3"], "r", 4) == [0, 2, 3]
+    with pytest.raises(GpusimError, match="rank 4 is outside 0..3"):
+        F.ranks(["2-99999999999999"], "r", 4)
+    with pytest.raises(GpusimError, match="rank 2 appears twice"):
+        F.rank_spans([0, "1-3", 2], "r")
+    with pytest.raises(GpusimError, match=r"rank 2 is outside 0\.\.1 \(cluster 'c' has 2 GPUs\)"):
+        F.ranks([0, 2], "jobs[0].ranks", 2, cluster="c")
+    two = "clusters: {a: switch:gpus=4, c: pcie-2gpu}\njobs: [{op: all_reduce, size: 1 MiB, ranks: '0-3'}]"
+    with pytest.raises(GpusimError, match=r"jobs\[0\]\.ranks: rank 2 is outside 0\.\.1 \(cluster 'c' has 2 GPUs\)"):
+        simulate(scenario(two))
+
+
+@pytest.mark.parametrize("job,path,accepted", [
+    ("{op: all_reduce, size: 1 MiB, algo: RING}", "jobs[0].algo", "auto, hierarchical, nvls, ring, tree"),
+    ("{op: all_to_all, size: 1 MiB, algo: ring}", "jobs[0].algo", "auto, direct"),
+    ("{op: all_reduce, size: 1 MiB, proto: ll}", "jobs[0].proto", "LL, LL128, Simple, auto"),
+    ("{op: all_reduce, size: 1 MiB, proto: 5}", "jobs[0].proto", "got 5"),
+])
+def test_algo_and_proto_are_checked_per_op_when_parsed(job, path, accepted):
+    """They were only checked inside the run, named 'algo'/'proto' without the job."""
+    with pytest.raises(GpusimError) as err:
+        scenario(f"cluster: switch\njobs: [{job}]")
+    assert err.value.path == path and str(err.value).endswith(accepted)
+
+
+def test_every_accepted_algo_and_proto_still_parses():
+    from gpusim.collectives.plans import ALGOS_FOR
+    for op, algos in ALGOS_FOR.items():
+        for algo in (*algos, "auto"):
+            for proto in ("LL", "LL128", "Simple", "auto"):
+                job = scenario(f"cluster: switch\njobs: [{{op: {op}, size: 1 MiB, algo: {algo}, proto: {proto}}}]").jobs[0]
+                assert (job.raw["algo"], job.raw["proto"]) == (algo, proto)
+
+
+@pytest.mark.parametrize("text,path,fragment", [
+    ("run: {duration_limit: 0 s}", "run.duration_limit", "positive"),
+    ("cluster: {preset: switch, cost_model: {step_latency_scale: .inf}}", "cluster.cost_model.step_latency_scale",
+     "finite number"),
+    ("cluster: {preset: switch, cost_model: {base_latency_scale: -.inf}}", "cluster.cost_model.base_latency_scale",
+     "finite number"),
+    ("cluster: {preset: dgx-h100-cluster, links: [{technology: roce, efficiency: .inf}]}",
+     "cluster.links[0].efficiency", "finite number"),
+    ("cluster: {preset: dgx-h100-cluster, links: [{technology: roce, bandwidth: 0 Gb/s}]}",
+     "cluster.links[0].bandwidth", "expected a positive"),
+    ("cluster: {preset: dgx-h100-cluster, links: roce}", "cluster.links", "expected a list"),
+    ("cluster: {preset: dgx-h100-cluster, links: {technology: roce}}", "cluster.links", "expected a list"),
+    ("cluster: 5", "cluster", "a preset name such as 'dgx-h100' or a mapping"),
+    ("clusters: {a: [dgx-h100]}", "clusters.a", "a preset name such as 'dgx-h100' or a mapping"),
+])
+def test_bad_values_are_refused_when_parsed(text, path, fragment):
+    """Each was accepted and then crashed, hung, or failed later under another field's name."""
+    if not text.startswith("cluster"):
+        text = "cluster: switch\n" + text
+    with pytest.raises(GpusimError) as err:
+        scenario(text + "\njobs: [{op: all_reduce, size: 1 MiB}]")
+    assert err.value.path == path and fragment in str(err.value)
+
+
+@pytest.mark.parametrize("jobs,path,fragment", [
+    ("[{op: all_reduce, size: 1}, {name: collective0, op: all_reduce, size: 1}]", "jobs[1].name",
+     "default name (<type><index>) of the unnamed jobs[0]"),
+    ("[{name: collective1, op: all_reduce, size: 1}, {op: all_reduce, size: 1}]", "jobs[0].name",
+     "default name (<type><index>) of the unnamed jobs[1]"),
+    ("[{name: a, op: all_reduce, size: 1}, {name: a, op: all_reduce, size: 1}]", "jobs[1].name",
+     "the name of jobs[0]"),
+])
+def test_a_duplicate_job_name_points_at_the_name_written(jobs, path, fragment):
+    with pytest.raises(GpusimError) as err:
+        scenario(f"cluster: switch\njobs: {jobs}")
+    assert err.value.path == path and fragment in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["<tmp>/abs", "../x", "a/b", "a\\\\b", ".", "..", "''"])
+def test_a_scenario_name_that_is_no_plain_folder_name_is_refused_as_the_output_folder(tmp_path, monkeypatch, capsys,
+                                                                                      name):
+    """gpusim run writes to out/<name> without -o: '../x' or '/tmp/x' wrote outside out/. Such a name is refused
+    there, before the run, naming the field; with -o it is only a label and runs."""
+    from gpusim.cli import main
+    monkeypatch.chdir(tmp_path)
+    name = name.replace("<tmp>", str(tmp_path))
+    f = tmp_path / "s.yaml"
+    f.write_text(f"name: {name}\ncluster: switch:gpus=2\njobs: [{{op: all_reduce, size: 1 KiB}}]\n")
+    assert main(["run", str(f), "--no-figures"]) == 2
+    assert capsys.readouterr().err.startswith("gpusim run: error: name: ")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["s.yaml"]
+    assert main(["run", str(f), "--no-figures", "-o", "mine"]) == 0
+    assert (tmp_path / "mine" / "results.json").is_file()
+
+
+def test_cli_refuses_a_negative_seed(tmp_path, capsys):
+    """--seed -1 reached numpy (ValueError); it is refused as the scenario's seed field is, naming --seed."""
+    from gpusim.cli import main
+    f = tmp_path / "s.yaml"
+    f.write_text("cluster: switch:gpus=2\njobs: [{op: all_reduce, size: 1 KiB}]\n")
+    assert main(["run", str(f), "-o", str(tmp_path / "out"), "--no-figures", "--seed", "-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--seed: expected an integer in 0.., got -1" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
