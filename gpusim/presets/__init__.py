@@ -42,7 +42,7 @@ class Preset:
 
 
 def _bw(v, path):
-    return units.bandwidth(v, path)
+    return units.bandwidth(v, path, allow_zero=False)   # a zero rate would only surface as a stalled network
 
 
 def _lat(v, path):
@@ -201,9 +201,10 @@ def build(spec: str | dict, path: str = "cluster", params: dict | None = None) -
     preset = BUILTIN[name]
     typed = {}
     for key, value in raw.items():
+        where = f"{path}.params.{key}" if key in (params or {}) else f"{path}.{key}"   # a scenario's params mapping
         if key not in preset.params:
-            raise unknown(f"{path}.{key}", key, preset.params, f"parameter of '{name}'")
-        typed[key] = PARSERS[preset.params[key][0]](value, f"{path}.{key}")
+            raise unknown(where, key, preset.params, f"parameter of '{name}'")
+        typed[key] = PARSERS[preset.params[key][0]](value, where)
     for key, (kind, default) in preset.params.items():
         typed.setdefault(key, PARSERS[kind](default, f"{path}.{key}"))
     graph = preset.build(**typed)

@@ -243,3 +243,15 @@ def test_cli_refuses_a_negative_seed(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "--seed: expected an integer in 0.., got -1" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("cluster,path", [
+    ("{preset: fso-sites, params: {fso_rate: 0 Gb/s}}", "cluster.params.fso_rate"),   # stalled the network before
+    ("{preset: dgx-h100-cluster, params: {nic_rate: 0 Gb/s}}", "cluster.params.nic_rate"),
+    ("'switch:bandwidth=0GB/s'", "cluster.bandwidth"),
+    ("{preset: dgx-h100-cluster, params: {srvers: 2}}", "cluster.params.srvers"),
+])
+def test_preset_parameters_are_checked_at_the_field_written(cluster, path):
+    with pytest.raises(GpusimError) as e:
+        simulate(scenario(f"cluster: {cluster}\njobs: [{{op: sendrecv, size: 1 MiB}}]"))
+    assert e.value.path == path
