@@ -179,6 +179,8 @@ def parse_spec(spec: str, path: str = "cluster") -> tuple[str, dict]:
         key, eq, value = item.partition("=")
         if not eq:
             raise GpusimError(path, f"expected key=value in '{item}' of '{spec}'")
+        if key.strip() in params:
+            raise GpusimError(f"{path}.{key.strip()}", f"given twice in '{spec}'")
         params[key.strip()] = value.strip()
     return name, params
 

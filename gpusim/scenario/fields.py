@@ -34,7 +34,13 @@ def integer(value, path: str, low: int | None = None, high: int | None = None) -
 
 
 def number(value, path: str, low: float | None = None) -> float:
-    """A finite int or float (NaN and infinity, which YAML spells .nan and .inf, are refused)."""
+    """A finite int or float (NaN and infinity, which YAML spells .nan and .inf, are refused); text such as '1e6',
+    which YAML reads as a string for want of a decimal point, is read as the number it spells."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise GpusimError(path, f"expected a finite number, got {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise GpusimError(path, f"expected a finite number, got {value!r}")
     if low is not None and value < low:

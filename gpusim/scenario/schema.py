@@ -249,4 +249,6 @@ def _job(j, i: int) -> JobSpec:
         F.rank_spans(raw["ranks"], f"{path}.ranks")    # fewer than 2 ranks is no traffic, not an error
         raw["size_bytes"] = F.size(j["size"], f"{path}.size")
     name = j.get("name", f"{jtype}{i}")
+    if not isinstance(name, (str, int)) or isinstance(name, bool) or not str(name).strip():
+        raise GpusimError(f"{path}.name", f"expected a non-empty name, got {name!r}")
     return JobSpec(str(name), jtype, raw, path)

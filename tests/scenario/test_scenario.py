@@ -255,3 +255,15 @@ def test_preset_parameters_are_checked_at_the_field_written(cluster, path):
     with pytest.raises(GpusimError) as e:
         simulate(scenario(f"cluster: {cluster}\njobs: [{{op: sendrecv, size: 1 MiB}}]"))
     assert e.value.path == path
+
+
+def test_numbers_yaml_reads_as_text_are_read_and_repeated_or_empty_names_refused():
+    """PyYAML reads 1e6 (no decimal point) as the string '1e6': it is the number it spells. A preset parameter given
+    twice in a spec, and an empty job name, are errors rather than one silently winning."""
+    s = scenario("cluster: {preset: switch, cost_model: {call_overhead: 1 us, step_latency_scale: 1e6}}\n"
+                 "jobs: [{op: all_reduce, size: 1 MiB}]")
+    assert s.clusters[0].cost_model["step_latency_scale"] == 1e6
+    with pytest.raises(GpusimError, match="cluster.gpus: given twice in 'switch:gpus=4,gpus=8'"):
+        simulate(scenario("cluster: 'switch:gpus=4,gpus=8'\njobs: [{op: all_reduce, size: 1 MiB}]"))
+    with pytest.raises(GpusimError, match=r"jobs\[0\]\.name: expected a non-empty name"):
+        scenario("cluster: switch\njobs: [{name: '', op: all_reduce, size: 1 MiB}]")
