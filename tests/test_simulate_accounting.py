@@ -91,3 +91,15 @@ def test_bytes_in_flight_at_the_duration_limit_are_counted():
         assert l["bytes"] == pytest.approx(1.5e6, rel=1e-9)
         assert l["utilisation"] == pytest.approx(0.75, rel=1e-9)
 
+
+
+def test_a_job_cut_off_during_an_outage_reports_its_stall_so_far():
+    """Fog from 10 ms, no detection before the 50 ms limit: the all_reduce sits stalled ~40 ms when it is cut off."""
+    c = run(f"""
+        cluster: fso-sites
+        jobs: [{{name: ar, op: all_reduce, size: 1 GiB, algo: ring, proto: Simple}}]
+        weather: {{detection_delay: 1 h, schedule: [{CLEAR}, {{time: 10 ms, visibility: 60 m}}]}}
+        run: {{duration_limit: 50 ms}}
+    """).clusters[0]
+    assert c.jobs[0].status in ("timeout", "stalled") and c.makespan_s == pytest.approx(0.050)
+    assert c.extra["stalled_s_by_job"]["ar"] == pytest.approx(0.040, rel=0.05)

@@ -174,9 +174,11 @@ class FlowNetwork:
             ev.succeed()
 
     def advance(self) -> None:
-        """Bring ``link_bytes`` and ``capacity_seconds`` up to now (between events they lag): at a run's end, flows
-        still in flight count what they moved."""
+        """Bring ``link_bytes``, ``capacity_seconds`` and groups' ``stalled_s`` up to now (between events they lag): at
+        a run's end, flows still in flight count what they moved and how long they have sat stalled."""
         self._advance()
+        for g, stall in zip(self._group, self._stall):
+            g.stalled_s = max(g.stalled_s, float(stall))
 
     def _advance(self) -> None:
         now = self.env.now

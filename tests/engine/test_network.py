@@ -188,3 +188,4 @@ def test_advance_brings_bytes_and_capacity_time_up_to_now():
     env.run(until=4.0)
     net.advance()
     assert net.capacity_seconds[0] == pytest.approx(25.0) and net.link_bytes[0] == pytest.approx(25.0)
+    assert net.groups[0].stalled_s == pytest.approx(1.0)       # the outage, though the flow has not finished
