@@ -40,6 +40,11 @@ OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce", "all
 OWN_CHUNK_OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all")
 
 
+#: Largest latency scale accepted: NCCL's per-step latencies are 0.6-31 us (hwLatencies, physics.md), so 1e6 makes a step
+#: seconds long; a scale of 1e300 is a typo, and its times stop meaning anything.
+MAX_LATENCY_SCALE = 1e6
+
+
 @dataclass(frozen=True)
 class CostModel:
     """How collectives turn into flows and latencies on a given cluster."""
@@ -182,8 +187,9 @@ class CostModel:
                 where = f"{path}.{name}" + (f".{proto}" if proto else "")
                 if proto is not None and proto not in PROTOCOLS:
                     raise GpusimError(where, f"expected a protocol ({', '.join(PROTOCOLS)}), got {proto!r}")
-                if isinstance(x, bool) or not isinstance(x, (int, float)) or not x >= 0:
-                    raise GpusimError(where, f"expected a non-negative number, got {x!r}")
+                if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 <= x <= MAX_LATENCY_SCALE:
+                    raise GpusimError(where, f"expected a number from 0 to {MAX_LATENCY_SCALE:g} (a multiple of NCCL's "
+                                             f"latencies), got {x!r}")
         for op, x in self.op_bandwidth_scale.items():
             if op not in OPS:
                 raise GpusimError(f"{path}.op_bandwidth_scale.{op}", f"expected an operation ({', '.join(OPS)})")

@@ -267,3 +267,12 @@ def test_numbers_yaml_reads_as_text_are_read_and_repeated_or_empty_names_refused
         simulate(scenario("cluster: 'switch:gpus=4,gpus=8'\njobs: [{op: all_reduce, size: 1 MiB}]"))
     with pytest.raises(GpusimError, match=r"jobs\[0\]\.name: expected a non-empty name"):
         scenario("cluster: switch\njobs: [{name: '', op: all_reduce, size: 1 MiB}]")
+
+
+def test_a_latency_scale_beyond_any_network_is_refused_at_its_field():
+    """1e300 x NCCL's microsecond latencies is a typo, not a network (the run reported it as given)."""
+    with pytest.raises(GpusimError, match=r"cluster\.cost_model\.step_latency_scale: expected a number from 0 to 1e\+06"):
+        simulate(scenario("cluster: {preset: switch, cost_model: {step_latency_scale: 1.0e+300}}\n"
+                          "jobs: [{op: all_reduce, size: 1 MiB}]"))
+    assert simulate(scenario("cluster: {preset: switch, cost_model: {step_latency_scale: 1.0e+6}}\n"
+                             "jobs: [{op: all_reduce, size: 1 MiB}]")).clusters[0].jobs[0].status == "done"
