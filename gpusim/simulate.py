@@ -129,10 +129,10 @@ def _run_cluster(scenario: Scenario, spec: ClusterSpec) -> ClusterResult:
         record = JobRecord(job.name, job.type, job.raw["size_bytes"], n)
         records.append(record)
         env.process(job_process(fabric, coll, job, ranks, record, events, rng))
-    weather = None
+    weather_report = None
     if scenario.weather:
         from gpusim.workloads.weather_driver import attach_weather  # FSO what-ifs
-        weather = attach_weather(fabric, scenario.weather, rng, "weather", scenario.weather_csv_text)
+        weather_report = attach_weather(fabric, scenario.weather, rng, "weather", scenario.weather_csv_text)
     span = _run_jobs(env, env.all_of(list(events.values())), scenario.duration_limit_s)
     fabric.net.advance()        # flows cut off by the limit count what they moved
     stalled = fabric.net.stalled
@@ -144,7 +144,7 @@ def _run_cluster(scenario: Scenario, spec: ClusterSpec) -> ClusterResult:
                               r.iterations[0][0] if r.iterations else None,
                               r.iterations[-1][1] if r.iterations else None, its, r.detail))
     links = _busiest(fabric, fabric.net.capacity_seconds)
-    extra = weather.report(span) if weather else {}
+    extra = weather_report(span) if weather_report else {}
     return ClusterResult(spec.label, spec.preset, summary(cluster.graph), jobs, span, links, extra)
 
 

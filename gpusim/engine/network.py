@@ -185,11 +185,12 @@ class FlowNetwork:
         dt = now - self._t_last
         if dt > 0:
             self.capacity_seconds += self.capacity * dt
-        if dt > 0 and self._rem.size:
-            moved = self._rate * dt
-            self._rem -= moved
-            self._stall += np.where(self._rate > 0, 0.0, dt)
-            self.link_bytes += np.bincount(self._lo, weights=self._w * moved[self._fo], minlength=self.capacity.shape[0])
+            if self._rem.size:
+                moved = self._rate * dt
+                self._rem -= moved
+                self._stall += np.where(self._rate > 0, 0.0, dt)
+                self.link_bytes += np.bincount(self._lo, weights=self._w * moved[self._fo],
+                                               minlength=self.capacity.shape[0])
         self._t_last = now
 
     def _update(self, _event=None) -> None:

@@ -55,34 +55,11 @@ def timeline_from(cfg: dict, rng: np.random.Generator, path: str, csv_text: str 
                              start_state=mk.get("start", "clear"), path=f"{path}.markov")
 
 
-class WeatherRun:
-    """The weather attached to a run; :meth:`report` sums the outages over the run's span."""
-
-    def __init__(self, fabric: Fabric, report: dict):
-        self.fabric = fabric
-        self.links = report["links"]
-        self.settings = {k: v for k, v in report.items() if k != "links"}
-
-    def report(self, span_s: float) -> dict:
-        """Per link availability = 1 - downtime / span, with outages clipped to [0, span_s] (the jobs' span, not
-        the clock, which may run on after them); per job stalled time."""
-        out = {**self.settings, "links": {}}
-        for name, st in self.links.items():
-            intervals = list(st["intervals"]) + ([(st["down_since"], span_s)] if st["down_since"] is not None else [])
-            outages = [[a, min(b, span_s)] for a, b in intervals if a < span_s]
-            down = sum(b - a for a, b in outages)
-            out["links"][name] = {"availability": 1 - down / span_s if span_s > 0 else 1.0, "downtime_s": down,
-                                  "outages": outages, "flows_rerouted": st["rerouted"], "weather_changes": st["steps"]}
-        stalls: dict[str, float] = {}
-        for grp in self.fabric.net.groups:
-            stalls[grp.label] = stalls.get(grp.label, 0.0) + grp.stalled_s
-        out["stalled_s_by_job"] = stalls
-        return out
-
-
 def attach_weather(fabric: Fabric, cfg: dict, rng: np.random.Generator, path: str = "weather",
-                   csv_text: str | None = None) -> WeatherRun:
-    """Start weather processes on the fabric's FSO links; the returned :class:`WeatherRun` reports at the end."""
+                   csv_text: str | None = None):
+    """Start weather processes on the fabric's FSO links; returns a function of the run's span giving the report:
+    per link availability = 1 - downtime / span, outages clipped to [0, span] (the clock may run on past the
+    jobs), and per job stalled time."""
     F.check_keys(cfg, _KEYS, path)
     g = fabric.g
     fso_links = {d["link_id"]: (u, v) for u, v, d in g.edges(data=True)
@@ -99,7 +76,7 @@ def attach_weather(fabric: Fabric, cfg: dict, rng: np.random.Generator, path: st
     fog_model = F.string(cfg.get("fog_model", "kim"), f"{path}.fog_model", fso.FOG_MODELS)
     delay = F.time(cfg.get("detection_delay", "50 ms"), f"{path}.detection_delay")
     timeline = timeline_from(cfg, rng, path, csv_text)
-    run = WeatherRun(fabric, {"links": {}, "transport": transport, "fog_model": fog_model, "detection_delay_s": delay})
+    report = {"links": {}, "transport": transport, "fog_model": fog_model, "detection_delay_s": delay}
     for name in names:
         u, v = fso_links[name]
         edge = g.edges[u, v]
@@ -109,9 +86,24 @@ def attach_weather(fabric: Fabric, cfg: dict, rng: np.random.Generator, path: st
         rtt = F.time(cfg["rtt"], f"{path}.rtt") if "rtt" in cfg else 2 * fso.propagation_delay_s(distance) + 10e-6
         steps = wx.link_capacity_timeline(timeline, optics, distance, transport, rtt, fog_model=fog_model)
         state = {"down_since": None, "intervals": [], "rerouted": 0, "steps": len(steps)}
-        run.links[name] = state
+        report["links"][name] = state
         fabric.env.process(_drive(fabric, u, v, steps, delay, state))
-    return run
+
+    def finish(span_s: float) -> dict:
+        out = {**report, "links": {}}
+        for name, st in report["links"].items():
+            intervals = list(st["intervals"]) + ([(st["down_since"], span_s)] if st["down_since"] is not None else [])
+            outages = [[a, min(b, span_s)] for a, b in intervals if a < span_s]
+            down = sum(b - a for a, b in outages)
+            out["links"][name] = {"availability": 1 - down / span_s if span_s > 0 else 1.0, "downtime_s": down,
+                                  "outages": outages, "flows_rerouted": st["rerouted"], "weather_changes": st["steps"]}
+        stalls: dict[str, float] = {}
+        for grp in fabric.net.groups:
+            stalls[grp.label] = stalls.get(grp.label, 0.0) + grp.stalled_s
+        out["stalled_s_by_job"] = stalls
+        return out
+
+    return finish
 
 
 def _drive(fabric: Fabric, u: str, v: str, steps, delay_s: float, state: dict):
