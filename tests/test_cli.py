@@ -200,7 +200,10 @@ def test_validate_nccl_tests_logs_with_their_transport(tmp_path, capsys):
     logs = [fixtures / "all_reduce_perf_h200x8.txt", fixtures / "all_gather_perf_h100.json"]
     argv = ["validate", *map(str, logs), "--estimate", "--no-figures", "-o", str(tmp_path)]
     assert main(argv) == 2
-    assert "--nccl-tests-transport: nccl-tests logs do not record their transport" in capsys.readouterr().err
+    assert "--nccl-tests-transport: all_reduce_perf_h200x8.txt: nccl-tests logs do not record their transport" \
+        in capsys.readouterr().err
+    assert main(["calibrate", str(logs[0]), "-o", str(tmp_path / "x.yaml")]) == 2     # calibrate reads them alike
+    assert "--nccl-tests-transport: all_reduce_perf_h200x8.txt" in capsys.readouterr().err
     assert main([*argv, "--nccl-tests-transport", "nvlink"]) == 0
     doc = json.loads((tmp_path / "validation.json").read_text())
     assert doc["presets"] == {"nvlink": "h200-nvlink"}

@@ -84,7 +84,8 @@ def _range(text: str, path: str) -> tuple[int, int]:
 
 def read_data(paths, transport: str | None = None) -> list:
     """Measurement records from harness CSV files and nccl-tests logs (the parser module reads the latter). A CSV
-    row of a transport gpusim does not model is an error at its line (a misspelt one would vanish from the fit)."""
+    row of a transport gpusim does not model is an error at its line (a misspelt one would vanish from the fit);
+    nccl-tests logs, which do not record theirs, are read as ``transport`` (the --nccl-tests-transport option)."""
     from gpusim.calibration import measurements
     out = []
     for p in paths:
@@ -93,6 +94,9 @@ def read_data(paths, transport: str | None = None) -> list:
             raise GpusimError(str(p), "no such measurement file")
         if path.suffix.lower() == ".csv":
             out.extend(measurements.load_csv(path, transports=tuple(transports.TRANSPORTS)))
+        elif transport is None:
+            raise GpusimError("--nccl-tests-transport", f"{path.name}: nccl-tests logs do not record their transport; "
+                                                        f"name it, one of {', '.join(transports.TRANSPORTS)}")
         else:
             out.extend(nccl_tests.load(path, transport=transport))
     return out
@@ -134,10 +138,6 @@ def run(args) -> int:
         if len(have) != 1:
             raise GpusimError("--transport", f"the data holds transports {', '.join(have) or 'none'}; pick one")
         name = have[0]
-        if name == nccl_tests.UNKNOWN_TRANSPORT:
-            raise GpusimError("--transport", "nccl-tests logs do not record their transport; name it with "
-                                             "--transport or --nccl-tests-transport "
-                                             f"({', '.join(transports.TRANSPORTS)})")
     transports.with_local_copy(transports.transport(name, "--transport"), copy_Bps, "--local-copy")  # names the option
     logged = nccl_log.constants(args.nccl_log, name) if args.nccl_log else None
     result = fit.fit(data, name, train_ws, held_ws, protocol_sets=protocol_sets, data_files=args.data,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gpusim import presets
-from gpusim.calibration import choices, fit, nccl_tests, repeatability, transports
+from gpusim.calibration import choices, fit, repeatability, transports
 from gpusim.cli.calibrate_cmd import read_data
 from gpusim.errors import GpusimError
 from gpusim.report import validation as report
@@ -97,11 +97,6 @@ def run(args) -> int:
     out = Path(args.output)
     points, groups, summary, used = [], [], {}, {}
     for t in measured:
-        if t == nccl_tests.UNKNOWN_TRANSPORT:
-            raise GpusimError("--nccl-tests-transport", "nccl-tests logs do not record their transport; name it, "
-                                                        f"one of {', '.join(transports.TRANSPORTS)}")
-        if t not in transports.TRANSPORTS:
-            raise GpusimError("DATA", f"transport '{t}' has no model; known: {', '.join(transports.TRANSPORTS)}")
         spec = _spec(t, chosen)
         if not presets.is_preset_file(spec) and spec not in presets.names():
             raise GpusimError("--preset", f"no preset '{spec}' for transport '{t}'; run gpusim calibrate first")
