@@ -129,7 +129,14 @@ def parse(data, default_name: str = "scenario") -> Scenario:
     F.check_keys(run, ("duration_limit",), "run")
     limit = F.time(run["duration_limit"], "run.duration_limit", allow_zero=False) if "duration_limit" in run else None
     weather = F.mapping(d["weather"], "weather") if d.get("weather") is not None else None
-    return Scenario(str(d.get("name", default_name)), seed, clusters, jobs, limit, weather, d)
+    return Scenario(_name(d.get("name", default_name), "name"), seed, clusters, jobs, limit, weather, d)
+
+
+def _name(value, path: str) -> str:
+    """A scenario's or job's name: a non-empty string (a number is read as its text)."""
+    if not isinstance(value, (str, int)) or isinstance(value, bool) or not str(value).strip():
+        raise GpusimError(path, f"expected a non-empty name, got {value!r}")
+    return str(value)
 
 
 def _check_unique_names(jobs: list[JobSpec], jobs_raw: list) -> None:
@@ -248,7 +255,4 @@ def _job(j, i: int) -> JobSpec:
         raw["ranks"] = j.get("ranks", "all")
         F.rank_spans(raw["ranks"], f"{path}.ranks")    # fewer than 2 ranks is no traffic, not an error
         raw["size_bytes"] = F.size(j["size"], f"{path}.size")
-    name = j.get("name", f"{jtype}{i}")
-    if not isinstance(name, (str, int)) or isinstance(name, bool) or not str(name).strip():
-        raise GpusimError(f"{path}.name", f"expected a non-empty name, got {name!r}")
-    return JobSpec(str(name), jtype, raw, path)
+    return JobSpec(_name(j.get("name", f"{jtype}{i}"), f"{path}.name"), jtype, raw, path)
