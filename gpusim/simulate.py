@@ -98,7 +98,10 @@ def build_cluster(spec: ClusterSpec):
         if not hits:
             techs = sorted({d["technology"] for _, _, d in cluster.graph.edges(data=True)})
             raise GpusimError(f"{spec.path}.links[{i}]", f"matches no link of this cluster; its technologies: {', '.join(techs)}")
-    model = cluster.model.with_overrides(**spec.cost_model).validate(f"{spec.path}.cost_model")
+    overrides = dict(spec.cost_model)
+    if "ring_channel_Bps" in overrides:     # per operation: the preset's other operations keep their rates
+        overrides["ring_channel_Bps"] = {**cluster.model.ring_channel_Bps, **overrides["ring_channel_Bps"]}
+    model = cluster.model.with_overrides(**overrides).validate(f"{spec.path}.cost_model")
     return cluster, model
 
 

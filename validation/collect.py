@@ -45,7 +45,7 @@ PROTOS = ("LL", "LL128", "Simple")
 CSV_COLUMNS = (
     "machine", "transport", "world_size", "gpus", "op", "bytes", "count", "dtype", "algo", "proto", "in_place",
     "time_us", "time_us_min", "time_us_max", "algbw_GBps", "busbw_GBps", "host_us", "trials", "iters", "launch",
-    "nccl_version", "torch_version",
+    "nccl_version", "torch_version", "channels",
 )
 COPY_COLUMNS = ("machine", "kind", "src", "dst", "bytes", "time_us", "time_us_min", "time_us_max", "GBps", "trials",
                 "iters", "pinned", "peer_access")
@@ -55,6 +55,13 @@ INFO_SUBSYS = "INIT,GRAPH,ENV,TUNING"
 
 for _k, _v in MULTICAST_OFF.items():
     os.environ[_k] = _v
+
+
+def forced_channels(env) -> str:
+    """The channel count NCCL was held to, for the CSV's ``channels`` column: NCCL_MIN_NCHANNELS and
+    NCCL_MAX_NCHANNELS set to the same number; empty when NCCL chose (or was only bounded, which fixes no count)."""
+    lo, hi = env.get("NCCL_MIN_NCHANNELS", "").strip(), env.get("NCCL_MAX_NCHANNELS", "").strip()
+    return hi if lo and lo == hi and hi.isdigit() and int(hi) >= 1 else ""
 
 
 def busbw_factor(op: str, n: int) -> float:
@@ -516,7 +523,7 @@ def _measure_group(torch, dist, args, pg, cg, n, rank, device, clock, transport,
                     "time_us_max": f"{max(trial_t) * 1e6:.3f}", "algbw_GBps": f"{algbw:.4f}",
                     "busbw_GBps": f"{busbw:.4f}", "host_us": f"{statistics.median(trial_h) * 1e6:.3f}",
                     "trials": args.trials, "iters": iters, "launch": launch, "nccl_version": nccl_version,
-                    "torch_version": torch.__version__,
+                    "torch_version": torch.__version__, "channels": forced_channels(os.environ),
                 }
                 with open(out_csv, "a", newline="") as fh:
                     csv.DictWriter(fh, CSV_COLUMNS, lineterminator="\n").writerow(row)
@@ -870,6 +877,9 @@ def _drive(args, parser) -> int:
         tv, nv = torch.__version__, ".".join(map(str, torch.cuda.nccl.version()))
     nproc = args.nproc or ndev
     log(f"collect: machine {machine}, {ndev} devices, {nproc} ranks per job, torch {tv}, nccl {nv}")
+    if (os.environ.get("NCCL_MIN_NCHANNELS") or os.environ.get("NCCL_MAX_NCHANNELS")) and not forced_channels(os.environ):
+        log("collect: NCCL_MIN_NCHANNELS and NCCL_MAX_NCHANNELS differ or only one is set: NCCL's channel count is "
+            "not fixed, so the CSV's channels column stays empty (set both to one number to record it)")
     for t in args.transports.split(","):
         if t not in TRANSPORTS:
             parser.error(f"unknown transport '{t}'; accepted: {', '.join(TRANSPORTS)}")

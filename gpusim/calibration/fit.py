@@ -79,9 +79,10 @@ class Row:
     algo: str           # 'auto' or forced
     proto: str
     transport: str
-    variant: str        # as measured: 'default' or 'Ring/LL' ...
+    variant: str        # as measured: 'default' or 'Ring/LL' ..., '@<n>ch' added where the channels were forced
     run: str = ""       # the measurement file (Measurement.run)
     host: bool = True   # issued call by call from the host (Measurement.host_launched): held to the launch floor
+    channels: int | None = None   # forced like NCCL_MIN/MAX_NCHANNELS (Measurement.channels); None: the model's
 
 
 #: Why rows_from leaves a measurement out (the key it counts it under).
@@ -117,9 +118,11 @@ def rows_from(measurements, transport_name: str | None = None) -> tuple[list[Row
         elif algo == "tree" and op != "all_reduce":
             skipped["tree_not_all_reduce"] += 1
             continue
+        channels = getattr(m, "channels", None)
+        variant = ("default" if algo == proto == "auto" else f"{m.algo}/{m.proto}") + \
+            (f"@{channels}ch" if channels else "")
         out.append(Row(op, int(m.world_size), float(m.size_bytes), float(m.time_s), algo, proto, m.transport,
-                       "default" if algo == proto == "auto" else f"{m.algo}/{m.proto}", getattr(m, "run", ""),
-                       host_launched(getattr(m, "launch", ""))))
+                       variant, getattr(m, "run", ""), host_launched(getattr(m, "launch", "")), channels))
     return out, {k: v for k, v in skipped.items() if v}
 
 
@@ -175,11 +178,11 @@ def simulate(rows: list[Row], cluster_for: Callable[[int], Cluster], engine: boo
         for i in idx:
             r = rows[i]
             if engine:
-                out[i] = measure(fabric, models[r.host], r.op, range(n), r.size_bytes, r.algo, r.proto,
+                out[i] = measure(fabric, models[r.host], r.op, range(n), r.size_bytes, r.algo, r.proto, r.channels,
                                  back_to_back=True).time_s
             else:
                 coll = colls[r.host]
-                c = coll.choose(r.op, ranks, r.size_bytes, r.algo, r.proto)
+                c = coll.choose(r.op, ranks, r.size_bytes, r.algo, r.proto, r.channels)
                 out[i] = coll.estimate(r.op, ranks, r.size_bytes, c.algo, c.proto, c.channels, back_to_back=True)
     return out
 
@@ -240,7 +243,7 @@ def _model(tr: Transport, values: dict, protocols, plan_only: bool = False,
     channel rates (the evaluator applies those itself); ``latency`` then replaces the latency scales."""
     values = _complete(tr, values)
     fields = {p.name: values[p.name] for p in tr.params if not p.link and not p.entry and p not in (PER_RANK, FLOOR)}
-    fields.update(_maps(tr, values))
+    fields.update(_maps(tr, values), ring_channel_Bps=dict(tr.ring_channel))
     if plan_only:
         fields.update(payload_efficiency={k: 1.0 for k in PAYLOAD_EFFICIENCY}, op_bandwidth_scale={},
                       own_chunk_Bps={op: 1.0 for op in OWN_CHUNK_OPS}, p2p_channel_Bps=1.0, **(latency or {}))
@@ -267,7 +270,7 @@ class Evaluator:
             coll = Collectives(w.fabric, model)
             for i, r in enumerate(self.rows):
                 if r.n == n:
-                    c = coll.choose(r.op, w.ranks, r.size_bytes, r.algo, r.proto)
+                    c = coll.choose(r.op, w.ranks, r.size_bytes, r.algo, r.proto, r.channels)
                     out.append((i, (c.algo, c.proto, c.channels)))
         return [c for _, c in sorted(out)]
 

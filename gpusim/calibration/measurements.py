@@ -26,10 +26,13 @@ OPS: tuple[str, ...] = ("all_reduce", "all_gather", "reduce_scatter", "broadcast
 CSV_COLUMNS: tuple[str, ...] = (
     "machine", "transport", "world_size", "gpus", "op", "bytes", "count", "dtype", "algo", "proto", "in_place",
     "time_us", "time_us_min", "time_us_max", "algbw_GBps", "busbw_GBps", "host_us", "trials", "iters", "launch",
-    "nccl_version", "torch_version", "source",
+    "nccl_version", "torch_version", "channels", "source",
 )
 #: Columns a file must have; the others may be missing or empty.
 REQUIRED_COLUMNS: tuple[str, ...] = ("transport", "world_size", "op", "bytes", "time_us")
+
+#: Most channels NCCL runs (MAXCHANNELS, src/include/device.h)
+MAX_CHANNELS = 64
 
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f", ""}
@@ -78,6 +81,7 @@ class Measurement:
     launch: str = ""
     nccl_version: str = ""
     torch_version: str = ""
+    channels: int | None = None     # NCCL_MIN_NCHANNELS = NCCL_MAX_NCHANNELS when forced; None: NCCL's own count
 
     def __post_init__(self):
         object.__setattr__(self, "op", canonical_op(self.op, "Measurement.op"))
@@ -89,6 +93,10 @@ class Measurement:
             raise GpusimError("Measurement.time_s", f"expected a positive finite time in seconds, got {self.time_s!r}")
         if not isinstance(self.transport, str) or not self.transport:
             raise GpusimError("Measurement.transport", f"expected a transport name, got {self.transport!r}")
+        if self.channels is not None and (isinstance(self.channels, bool) or not isinstance(self.channels, int)
+                                          or not 1 <= self.channels <= MAX_CHANNELS):
+            raise GpusimError("Measurement.channels", f"expected an integer 1..{MAX_CHANNELS} or None, got "
+                                                      f"{self.channels!r}")
 
     @property
     def algbw_Bps(self) -> float:
@@ -267,6 +275,9 @@ def _measurement(r: CsvRow, name: str, transports=None) -> Measurement:
     if transports is not None and transport not in transports:
         raise r.err("transport", f"one of {', '.join(transports)}")
     t_us = r.float_("time_us", positive=True, required=True)
+    channels = r.int_("channels", 1)
+    if channels is not None and channels > MAX_CHANNELS:
+        raise r.err("channels", f"an integer 1..{MAX_CHANNELS} (NCCL_MAX_NCHANNELS) or empty for NCCL's own count")
     kw = {}
     for col, key in (("time_us_min", "time_min_s"), ("time_us_max", "time_max_s"), ("host_us", "host_s")):
         v = r.float_(col)
@@ -277,7 +288,8 @@ def _measurement(r: CsvRow, name: str, transports=None) -> Measurement:
         busbw_GBps=r.float_("busbw_GBps"), algbw_GBps=r.float_("algbw_GBps"), in_place=r.bool_("in_place"),
         source=r.text("source") or f"{name}:{r.line}", machine=r.text("machine"), gpus=r.text("gpus"),
         count=r.int_("count", 0), dtype=r.text("dtype"), trials=r.int_("trials", 1), iters=r.int_("iters", 1),
-        launch=r.text("launch"), nccl_version=r.text("nccl_version"), torch_version=r.text("torch_version"), **kw)
+        launch=r.text("launch"), nccl_version=r.text("nccl_version"), torch_version=r.text("torch_version"),
+        channels=channels, **kw)
 
 
 # -- writing --------------------------------------------------------------------------------------------------------
@@ -301,7 +313,8 @@ def to_row(m: Measurement) -> dict[str, str]:
         "algbw_GBps": _num(m.algbw_GBps), "busbw_GBps": _num(m.busbw_GBps),
         "host_us": _num(None if m.host_s is None else m.host_s * us),
         "trials": "" if m.trials is None else str(m.trials), "iters": "" if m.iters is None else str(m.iters),
-        "launch": m.launch, "nccl_version": m.nccl_version, "torch_version": m.torch_version, "source": m.source,
+        "launch": m.launch, "nccl_version": m.nccl_version, "torch_version": m.torch_version,
+        "channels": "" if m.channels is None else str(m.channels), "source": m.source,
     }
 
 

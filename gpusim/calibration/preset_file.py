@@ -14,7 +14,7 @@ name)::
     links:                                  # per link technology: bandwidth (raw, per direction), efficiency,
       nvlink4: {efficiency: 0.66}           # latency, up (false: routes avoid it, as NCCL_P2P_DISABLE does)
     cost_model: {arch: hopper, channels: 24, launch_floor: 7.5 us, step_latency_scale: {LL: 0.2, Simple: 0.7},
-                 op_bandwidth_scale: {sendrecv: 0.95}, own_chunk: {all_gather: 1.1 TB/s},
+                 op_bandwidth_scale: {sendrecv: 0.95}, own_chunk: {all_gather: 1.1 TB/s}, ring_channel: {...},
                  p2p_channels: 32, p2p_channels_per_peer: 32, p2p_chunk: 512 KiB, p2p_channel: 19.5 GB/s, ...}
     provenance: {data: [...], fit_date: ..., train: {...}, heldout: {...}}
 
@@ -33,7 +33,7 @@ import networkx as nx
 import yaml
 
 from gpusim import units
-from gpusim.collectives.cost_model import OPS, OWN_CHUNK_OPS, PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel
+from gpusim.collectives.cost_model import OPS, OWN_CHUNK_OPS, PAYLOAD_EFFICIENCY, PROTOCOLS, RING_OPS, CostModel
 from gpusim.errors import GpusimError, did_you_mean, unknown
 from gpusim.links import technology as tech
 from gpusim.presets import Cluster
@@ -117,6 +117,12 @@ def _own_chunk(v, path: str) -> dict:
                   lambda x, p: units.bandwidth(x, p, allow_zero=False))
 
 
+def _ring_channel(v, path: str) -> dict:
+    """Payload rates of one Simple ring or chain channel: a mapping operation -> bandwidth with a unit."""
+    return _keyed(v, path, RING_OPS, "operation", "{all_reduce: 20.9 GB/s}",
+                  lambda x, p: units.bandwidth(x, p, allow_zero=False))
+
+
 def _chunk(v, path: str) -> int:
     """A chunk size in whole bytes with a unit, at least 1 KiB (``512 KiB``)."""
     x = units.size(v, path)
@@ -147,6 +153,7 @@ _MODEL_FIELDS = {
     "payload_efficiency": ("payload_efficiency", _efficiencies, _write_scale),
     "op_bandwidth_scale": ("op_bandwidth_scale", _op_scales, _write_scale),
     "own_chunk": ("own_chunk_Bps", _own_chunk, lambda x: {k: f"{v / 1e9:.6g} GB/s" for k, v in x.items()}),
+    "ring_channel": ("ring_channel_Bps", _ring_channel, lambda x: {k: f"{v / 1e9:.6g} GB/s" for k, v in x.items()}),
     "p2p_channels": ("p2p_channels", lambda v, p: _int(v, p, 1, 64), int),
     "p2p_channels_per_peer": ("p2p_channels_per_peer", lambda v, p: _int(v, p, 1, 64), int),
     "p2p_chunk": ("p2p_chunk_bytes", _chunk, lambda x: f"{x // 1024} KiB" if x % 1024 == 0 else f"{x} B"),

@@ -1,6 +1,6 @@
 """How well the measurements reproduce themselves: the yardstick for the model's error.
 
-A point (transport, world size, operation, forced variant, size, launched by the host or replayed from a CUDA graph)
+A point (transport, world size, operation, forced variant and channels, size, launched by the host or replayed from a CUDA graph)
 measured in several runs (measurement files:
 separate machine starts) is predicted for each run by the mean time of the other runs, and the relative error
 |t_others - t_run| / t_run is summarised per size band exactly as the model's error is (:func:`fit.summarise`).
@@ -31,7 +31,7 @@ def leave_one_run_out(rows: list[Row]) -> tuple[list[Row], np.ndarray]:
         for run, rs in runs.items():
             others = [t for other, t in mean.items() if other != run]
             out_rows.append(Row(rs[0].op, rs[0].n, rs[0].size_bytes, mean[run], rs[0].algo, rs[0].proto,
-                                rs[0].transport, rs[0].variant, run, rs[0].host))
+                                rs[0].transport, rs[0].variant, run, rs[0].host, rs[0].channels))
             predicted.append(float(np.mean(others)))
     return out_rows, np.array(predicted)
 

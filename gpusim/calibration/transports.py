@@ -86,6 +86,16 @@ H200_OWN_COPY_Bps = 3.3e12
 # moves ~19 GB/s (2 ranks, 256 MiB: 303 GB/s busbw on 16 channels; 4 ranks, 16-128 MiB: 135-161 GB/s on 8). Over
 # SHM a send to one of 3 or 4 peers gets 1 channel up to 4 MiB; over sockets 2 channels never bind (not fitted).
 P2P_CHANNEL = Param("p2p_channel_Bps", 20e9, 1e9, 1e13, "GB/s")
+# One channel of a Simple ring or chain is one thread block a GPU, and it has a rate of its own: on 2 H200 forced to
+# NCCL_MIN_NCHANNELS=NCCL_MAX_NCHANNELS=1, 2, 4 and 8, busbw at 1 GiB grew in proportion to the channels, from
+# all_reduce 20.9, all_gather 15.2 and broadcast 35.3 GB/s on one channel over NVLink and 14.0, 14.3 and 34.8 over
+# SHM (validation/data/h200/extra/probe_channels, 1-channel rows). Not fitted: at NCCL's own 24 and 4 channels the
+# links bind first, so no training row depends on it. reduce_scatter was not measured and takes all_reduce's rate
+# (its steps are all_reduce's first half); the rate is assumed the same on more ranks (measured on 2 only).
+H200_NVLINK_RING_CHANNEL_Bps = {"all_reduce": 20.9e9, "all_gather": 15.2e9, "reduce_scatter": 20.9e9,
+                                "broadcast": 35.3e9}
+H200_SHM_RING_CHANNEL_Bps = {"all_reduce": 14.0e9, "all_gather": 14.3e9, "reduce_scatter": 14.0e9,
+                             "broadcast": 34.8e9}
 _NVLINK_OP_SCALES = tuple(p for p in OP_SCALES if p.name == "op_bandwidth_scale.sendrecv")
 # SHM's all_to_all, like NVLink's, is timed by its point-to-point channels alone: a scale of its own, fitted on
 # 2 ranks (where each peer's send gets 2 channels), carried 2-rank limits to 4 ranks (1 channel per peer, three peers
@@ -126,6 +136,7 @@ class Transport:
     logged: dict                                  # cost-model fields NCCL logged (nccl_log.constants' keys)
     links: dict = field(default_factory=dict)     # fixed link overrides (technology -> fields)
     own_chunk: dict = field(default_factory=dict)   # fixed own-chunk pass rates (op -> B/s), from measured copies
+    ring_channel: dict = field(default_factory=dict)   # fixed rates of one Simple ring channel (op -> B/s), measured
 
     def fixed_model(self) -> dict:
         """Cost-model fields that are not fitted: what NCCL logged for this transport."""
@@ -138,6 +149,8 @@ class Transport:
         model = {**self.fixed_model(), "allowed_protocols": tuple(self.protocols if protocols is None else protocols)}
         if self.own_chunk:
             model["own_chunk_Bps"] = dict(self.own_chunk)
+        if self.ring_channel:
+            model["ring_channel_Bps"] = dict(self.ring_channel)
         for p in self.params:
             v = values.get(p.name, p.initial)
             if p.link:
@@ -177,7 +190,7 @@ TRANSPORTS: dict[str, Transport] = {
         (*LATENCY_SCALES, LL_EFFICIENCY, LL128_EFFICIENCY, *_NVLINK_OP_SCALES,
          Param("nvlink4.efficiency", 20.6 / 25.0, 0.02, 1.0), P2P_CHANNEL, FLOOR),
         _logged(24, 32, 32, 512 * 1024, 12, 30e9),
-        own_chunk=own_chunk_rates(H200_LOCAL_COPY_Bps, H200_OWN_COPY_Bps)),
+        own_chunk=own_chunk_rates(H200_LOCAL_COPY_Bps, H200_OWN_COPY_Bps), ring_channel=H200_NVLINK_RING_CHANNEL_Bps),
     # Each GPU on its own PCIe 5.0 x16 to the host (the VM shows no PCIe switch): pairs sharing a switch uplink
     # predicted a 4-rank broadcast chain at half the 2-rank rate where it ran at 0.7x; the limit is each GPU's
     # send + receive budget. Host memory is shared by all GPUs' staging: 4-rank rings slow down as channels
@@ -191,7 +204,8 @@ TRANSPORTS: dict[str, Transport] = {
         "stages copies in host memory, each GPU on its own PCIe 5.0 x16",
         "pcie_box", {"pcie": "pcie5", "lanes": 16, "p2p": False, "pcie_switch": False, **_SHM_IO[0]}, "gpus",
         ("LL", "Simple"), (*_SHM_COMMON, Param("pcie5.efficiency", 0.8, 0.02, 1.0), _SHM_IO[1], P2P_CHANNEL, FLOOR),
-        _logged(4, 4, 2, 128 * 1024, 2, 20e9), links={"memory": {"bandwidth_Bps": 120e9}}),
+        _logged(4, 4, 2, 128 * 1024, 2, 20e9), links={"memory": {"bandwidth_Bps": 120e9}},
+        ring_channel=H200_SHM_RING_CHANNEL_Bps),
     "socket": Transport(
         "socket", "h200-socket", "H200, one process per GPU talking over NCCL's TCP socket transport on loopback "
         "(each GPU a node with one NIC on one switch)",

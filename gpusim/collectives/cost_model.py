@@ -21,6 +21,9 @@ reduce_scatter or an all_to_all, after the transfer: 1/n of the buffer, so it we
 over NVLink: all_gather 304 GB/s busbw where broadcast reached 366; 4 H200s: 345). :func:`own_chunk_rates` derives
 it from a GPU's local copy rate. ``p2p_channel_Bps`` caps each
 channel of a point-to-point send, striped over as many channels as NCCL gives it (``nccl_model.p2p_channels``).
+``ring_channel_Bps[op]`` caps each channel of a Simple ring or chain at the payload rate one channel (one thread
+block a GPU) reached alone in ``op``, where NCCL's own tables have no such cap: without it a call given fewer
+channels would keep the links' whole rate.
 """
 from __future__ import annotations
 
@@ -38,6 +41,8 @@ PAYLOAD_EFFICIENCY = {"LL": 0.5, "LL128": 120.0 / 128.0, "Simple": 1.0}
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce", "all_to_all", "sendrecv")
 #: operations in which every rank also passes its own chunk (S/n) through its kernel without sending it
 OWN_CHUNK_OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all")
+#: operations run as rings or chains, whose Simple channels ``ring_channel_Bps`` caps
+RING_OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce")
 
 
 #: Largest latency scale accepted: NCCL's per-step latencies are 0.6-31 us (hwLatencies, physics.md), so 1e6 makes a step
@@ -66,6 +71,7 @@ class CostModel:
     p2p_channels_per_peer: int = 32         # channels a send / receive is striped over (nccl_model.p2p_channels)
     p2p_chunk_bytes: int = 512 * 1024
     p2p_channel_Bps: float = math.inf       # one p2p channel's rate (one thread block's copy through the transport)
+    ring_channel_Bps: dict = field(default_factory=dict)   # op -> payload rate of one Simple ring/chain channel
     nvls: bool = False
     allowed_protocols: tuple = PROTOCOLS
     graph_channels: int | None = None       # the ring graph NCCL's topology search reported (nChannels, bw of
@@ -130,8 +136,11 @@ class CostModel:
         """Payload bytes per wire byte of ``proto``, times ``op``'s bandwidth scale when an op is given."""
         return self.payload_efficiency[proto] * (self.op_bandwidth_scale.get(op, 1.0) if op else 1.0)
 
-    def channel_cap_Bps(self, algo: str, proto: str, n_nodes: int, channels: int) -> float:
-        """Payload-rate ceiling of one channel (NCCL's protocol caps, physics.md §1.5); inf where none."""
+    def channel_cap_Bps(self, algo: str, proto: str, n_nodes: int, channels: int, op: str | None = None) -> float:
+        """Payload-rate ceiling of one channel: NCCL's protocol caps (physics.md §1.5), and for a Simple ring or
+        chain of ``op`` the measured rate of one channel (``ring_channel_Bps``); inf where none."""
+        if algo == "ring" and proto == "Simple":
+            return self.ring_channel_Bps.get(op, math.inf)
         if not self.use_nccl_latencies:
             return float("inf")
         arch = nm.ARCHS[self.arch][0]
@@ -177,6 +186,14 @@ class CostModel:
                 raise GpusimError(f"{path}.own_chunk_Bps.{op}", f"expected an operation ({', '.join(OWN_CHUNK_OPS)})")
             if isinstance(x, bool) or not isinstance(x, (int, float)) or not x > 0:
                 raise GpusimError(f"{path}.own_chunk_Bps.{op}", f"expected a positive rate, got {x!r}")
+        if not isinstance(self.ring_channel_Bps, dict):
+            raise GpusimError(f"{path}.ring_channel_Bps", f"expected a mapping of operation to rate, e.g. "
+                                                         f"{{'all_reduce': 2.1e10}}, got {self.ring_channel_Bps!r}")
+        for op, x in self.ring_channel_Bps.items():
+            if op not in RING_OPS:
+                raise GpusimError(f"{path}.ring_channel_Bps.{op}", f"expected an operation ({', '.join(RING_OPS)})")
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not x > 0:
+                raise GpusimError(f"{path}.ring_channel_Bps.{op}", f"expected a positive rate, got {x!r}")
         for name in ("call_overhead_s", "launch_floor_s"):
             if not getattr(self, name) >= 0:
                 raise GpusimError(f"{path}.{name}", f"expected a non-negative number, got {getattr(self, name)!r}")

@@ -9,7 +9,8 @@ its latency is the pipeline's fill: ``steps x per-hop latency``. Uncontended thi
     ring all_gather / reduce_scatter (S = total buffer)  T = base + (n-1) * h + (n-1)/n * S / B
     ring broadcast / reduce (pipelined chain)            T = base + (n-1) * h + S / B
 
-with payload divided by the protocol's wire efficiency. Tree all_reduce follows NCCL: a chain inside each server
+with payload divided by the protocol's wire efficiency, and each channel's rate capped by its protocol (NCCL's LL,
+LL128 and Tree caps; a Simple ring channel's measured rate, ``CostModel.ring_channel_Bps``). Tree all_reduce follows NCCL: a chain inside each server
 and a double binary tree across servers, reduce and broadcast pipelined (every tree edge carries S/2 each way).
 Hierarchical two-level: reduce-scatter inside servers, all-reduce across servers per rail, all-gather inside.
 NVLS: every GPU sends S into the NVSwitch and receives S back (in-switch reduction and multicast).
@@ -100,7 +101,7 @@ class Planner:
         return order
 
     def _cap(self, algo: str, proto: str, n_nodes: int, channels: int, op: str) -> float:
-        return self.model.channel_cap_Bps(algo, proto, n_nodes, channels) / self.model.efficiency(proto, op)
+        return self.model.channel_cap_Bps(algo, proto, n_nodes, channels, op) / self.model.efficiency(proto, op)
 
     # -- plans ----------------------------------------------------------------------------------------------
     def plan(self, op: str, ranks: list[str], size_bytes: float, algo: str, proto: str, channels: int,

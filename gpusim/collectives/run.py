@@ -131,8 +131,8 @@ class Collectives:
             a, b = groups[0][0], groups[1][0]
             bw_inter = self.fabric.path_capacity_Bps(a, b) * ppn / channels / 1e9
             bw_intra = bw_intra or bw_inter
-        if self.model.graph_bw_Bps is not None:      # what NCCL's search reported, not what the links achieve
-            channels = self.model.graph_channels
+        if self.model.graph_bw_Bps is not None:      # what NCCL's search reported, not what the links achieve;
+            channels = min(self.model.graph_channels, channels)   # NCCL_MAX_NCHANNELS bounds the search too
             bw_intra = self.model.graph_bw_Bps / 1e9
             bw_inter = bw_intra if bw_inter is not None else None
         system = nm.NcclSystem(n_ranks=len(ranks), n_nodes=n_nodes, n_channels=channels, bw_intra_GBps=bw_intra,

@@ -83,12 +83,12 @@ def _busbw_GBps(op: str, n: int, size_bytes: np.ndarray, time_s: np.ndarray) -> 
 def busbw_figure(transport: str, preset: str, points: list[dict], path: Path) -> Path:
     """Measured (markers) and simulated (lines) bus bandwidth over size (log x, linear y as nccl-tests plots are
     read: the knee and the plateau show; small sizes, where time is latency, are in the error table): one panel
-    per operation with NCCL's own choice, a line per world size, plus the forced NCCL_ALGO/NCCL_PROTO variants of
-    all_reduce."""
+    per operation with NCCL's own choice, a line per world size, plus one per operation measured with forced
+    variants (NCCL_ALGO/NCCL_PROTO, or a channel count: ``default@1ch``), a line per variant."""
     pts = [p for p in points if p["transport"] == transport]
     ops = sorted({p["op"] for p in pts if p["variant"] == "default"})
-    forced = sorted({p["variant"] for p in pts if p["variant"] != "default"})
-    panels = [(op, "default") for op in ops] + ([("all_reduce", "forced")] if forced else [])
+    forced_ops = sorted({p["op"] for p in pts if p["variant"] != "default"})
+    panels = [(op, "default") for op in ops] + [(op, "forced") for op in forced_ops]
     cols = 3
     rows = max(1, -(-len(panels) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
@@ -99,9 +99,10 @@ def busbw_figure(transport: str, preset: str, points: list[dict], path: Path) ->
                       for n in sorted({p["n"] for p in pts if p["op"] == op})]
             title = f"{op} (NCCL's choice)"
         else:
-            n_max = max(p["n"] for p in pts if p["variant"] != "default")
-            series = [(v, [p for p in pts if p["op"] == op and p["variant"] == v and p["n"] == n_max])
-                      for v in forced]
+            mine = [p for p in pts if p["op"] == op and p["variant"] != "default"]
+            n_max = max(p["n"] for p in mine)
+            series = [(v, [p for p in mine if p["variant"] == v and p["n"] == n_max])
+                      for v in sorted({p["variant"] for p in mine})]
             title = f"{op} forced, n={n_max}"
         for k, (label, sel) in enumerate(series):
             if not sel:

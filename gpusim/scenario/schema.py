@@ -36,8 +36,8 @@ PATTERNS = ("all_pairs", "permutation", "shift")
 _TOP = ("name", "description", "seed", "cluster", "clusters", "jobs", "run", "weather")
 _CLUSTER = ("preset", "params", "links", "cost_model")
 _LINK = ("technology", "kind", "bandwidth", "latency", "efficiency")
-_COST = ("call_overhead", "launch_floor", "channels", "step_latency_scale", "base_latency_scale", "tuner", "nvls",
-         "protocols", "graph_channels", "graph_bw")
+_COST = ("call_overhead", "launch_floor", "channels", "ring_channel", "step_latency_scale", "base_latency_scale",
+         "tuner", "nvls", "protocols", "graph_channels", "graph_bw")
 _COMMON_JOB = ("name", "type", "start", "after", "repeat", "gap")
 _JOB = {
     "collective": (*_COMMON_JOB, "op", "ranks", "size", "algo", "proto", "channels"),
@@ -195,6 +195,15 @@ def _cluster(spec, label: str, path: str) -> ClusterSpec:
             cost["launch_floor_s"] = F.time(value, kp)
         elif key == "channels":
             cost["channels"] = F.integer(value, kp, low=1, high=64)
+        elif key == "ring_channel":
+            from gpusim import units
+            from gpusim.collectives.cost_model import RING_OPS
+            rates = F.mapping(value, kp)
+            for op, rate in rates.items():
+                if op not in RING_OPS:
+                    raise unknown(f"{kp}.{op}", op, RING_OPS, "operation run as a ring")
+            cost["ring_channel_Bps"] = {op: units.bandwidth(rate, f"{kp}.{op}", allow_zero=False)
+                                        for op, rate in rates.items()}
         elif key in ("step_latency_scale", "base_latency_scale"):
             cost[key] = F.number(value, kp, low=0)
         elif key == "tuner":

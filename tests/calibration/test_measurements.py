@@ -42,6 +42,8 @@ def test_record_normalises_op_names_and_derives_bandwidth():
     ({"time_s": math.nan}, "Measurement.time_s"),
     ({"time_s": -1e-6}, "Measurement.time_s"),
     ({"transport": ""}, "Measurement.transport"),
+    ({"channels": 0}, "Measurement.channels"),
+    ({"channels": 65}, "Measurement.channels"),
 ])
 def test_record_refuses_impossible_values(kw, field):
     with pytest.raises(GpusimError) as e:
@@ -55,7 +57,8 @@ def test_write_then_load_gives_the_same_records(tmp_path):
     rows = [rec(), rec(op="sendrecv", world_size=2, size_bytes=8, time_s=22.539e-6, busbw_GBps=0.0004,
                        algbw_GBps=0.0004, in_place=True, algo="Ring", proto="LL", host_s=21.9e-6, time_min_s=21e-6,
                        time_max_s=23e-6, trials=3, iters=751, launch="eager", gpus="0;1", count=2, dtype="float32",
-                       machine="h200x4", nccl_version="2.28.9", torch_version="2.11.0", source="run.csv:7")]
+                       machine="h200x4", nccl_version="2.28.9", torch_version="2.11.0", source="run.csv:7",
+                       channels=4)]
     path = M.write_csv(tmp_path / "sub" / "m.csv", rows)
     back = M.load_csv(path)
     for a, b in zip(back, rows):     # microseconds in the file: equal to float rounding
@@ -99,6 +102,20 @@ def test_bad_rows_name_file_line_and_column(tmp_path, body, where, message):
     with pytest.raises(GpusimError, match=message) as e:
         M.load_csv(p)
     assert e.value.path == f"{p}{where}"
+
+
+@pytest.mark.parametrize("cell, want", [("", None), ("1", 1), ("16", 16), ("0", "integer >= 1"),
+                                        ("65", "1..64"), ("four", "integer >= 1")])
+def test_channels_column_holds_the_forced_channel_count(tmp_path, cell, want):
+    """``channels``: NCCL_MIN_NCHANNELS = NCCL_MAX_NCHANNELS of the call, empty where NCCL chose its own count."""
+    p = tmp_path / "ch.csv"
+    p.write_text(f"transport,world_size,op,bytes,time_us,channels\nnvlink,2,all_reduce,1024,9.5,{cell}\n")
+    if want is None or isinstance(want, int):
+        assert M.load_csv(p)[0].channels == want
+    else:
+        with pytest.raises(GpusimError, match=want) as e:
+            M.load_csv(p)
+        assert e.value.path == f"{p}:2:channels"
 
 
 def test_a_short_row_is_named_not_its_first_missing_cell(tmp_path):
@@ -311,6 +328,10 @@ def test_harness_writes_the_schema_the_loader_reads():
             assert collect.busbw_factor(op, n) == pytest.approx(M.busbw_factor(op, n))
     assert collect.size_list(8, 4 * GiB) == [1 << k for k in range(3, 33)]
     assert collect.parse_size("4GiB") == 4 * GiB and collect.parse_size("64KiB") == 65536
+    both = {"NCCL_MIN_NCHANNELS": "8", "NCCL_MAX_NCHANNELS": "8"}
+    assert collect.forced_channels(both) == "8" and collect.forced_channels({}) == ""
+    assert collect.forced_channels({**both, "NCCL_MIN_NCHANNELS": "4"}) == ""    # a range fixes no count
+    assert collect.forced_channels({"NCCL_MAX_NCHANNELS": "8"}) == ""
 
 
 # -- runs 2 and 3: repeatability, a third world size, alignment --------------------------------------------------

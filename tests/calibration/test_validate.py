@@ -139,6 +139,45 @@ def test_own_chunk_rates_come_from_the_measured_copies():
     assert nv.model["own_chunk_Bps"] == pytest.approx(want, rel=1e-5)
 
 
+def test_ring_channel_rates_are_the_measured_one_channel_busbw():
+    """The presets' per-channel Simple ring rates are not fitted: they are the busbw of 1 GiB calls on one channel
+    (extra/probe_channels, NCCL_MIN_NCHANNELS=NCCL_MAX_NCHANNELS=1, 2 ranks), reduce_scatter taking all_reduce's."""
+    ch1 = measurements.load_csv(DATA_DIR / "extra" / "probe_channels" / "ch1_collectives.csv")
+    assert {m.channels for m in ch1} == {1}
+    for transport, rates in (("nvlink", transports.H200_NVLINK_RING_CHANNEL_Bps),
+                             ("pcie_shm", transports.H200_SHM_RING_CHANNEL_Bps)):
+        busbw = {m.op: m.busbw_GBps * 1e9 for m in ch1 if m.transport == transport and m.size_bytes == 1 << 30}
+        for op in ("all_reduce", "all_gather", "broadcast"):
+            assert rates[op] == pytest.approx(busbw[op], rel=0.005), (transport, op)
+        assert rates["reduce_scatter"] == rates["all_reduce"]
+        model = preset_file.read(presets.calibrated()[PRESETS[transport]]).model
+        assert model["ring_channel_Bps"] == pytest.approx(rates, rel=1e-5)
+
+
+def test_presets_follow_calls_held_to_fewer_channels():
+    """Every committed call run under NCCL_MIN_NCHANNELS=NCCL_MAX_NCHANNELS (1-16 channels, 2 and 4 ranks, never
+    fitted on): the presets time 2-rank calls at >= 1 MiB to a median 4.5 % (NVLink and SHM), where without the
+    per-channel rate one channel kept NVLink's whole 315 GB/s busbw and NVLink's median was 55 % (SHM's 8.1 %)."""
+    extra = DATA_DIR / "extra"
+    files = [*sorted((extra / "probe_channels").glob("ch*_collectives.csv")),
+             *sorted((extra / "probe_shm_channels").glob("*.csv")),
+             *sorted((extra / "probe_host_and_channels").glob("nvlink_*_channels.csv")),
+             extra / "probe_in_place" / "in_place_16_channels.csv"]
+    ms = [m for f in files for m in measurements.load_csv(f)]
+    assert all(m.channels for m in ms) and {m.channels for m in ms} == {1, 2, 4, 8, 16}
+    for transport, bound in (("nvlink", 0.05), ("pcie_shm", 0.05)):
+        rows, _ = fit.rows_from(ms, transport)
+        rows = [r for r in rows if r.n == 2 and r.size_bytes >= MiB]
+        assert all(r.variant.endswith(f"@{r.channels}ch") for r in rows)
+        err, preset = _errors(rows, PRESETS[transport])
+        assert err[">=1MiB"]["median_rel_error"] <= bound, (transport, err[">=1MiB"])
+        if transport == "nvlink":       # the same rows without the measured rate: one channel runs at the links' rate
+            bare = preset.cluster(2)
+            bare.model = bare.model.with_overrides(ring_channel_Bps={})
+            sim = fit.simulate(rows, lambda n: bare, engine=False)
+            assert fit.summarise(rows, sim)[">=1MiB"]["median_rel_error"] > 0.5
+
+
 def test_shm_host_memory_caps_8_gpus_and_binds_on_no_measured_call(data):
     """h200-pcie-shm's host memory carries at most the SHM payload the busiest 4-rank call moved through it
     (all_to_all at 1 GiB: 4 ranks x busbw, mean of runs 1 and 2). No measured 2-4-rank call changes when the cap is

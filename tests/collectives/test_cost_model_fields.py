@@ -46,6 +46,42 @@ def test_own_chunk_pass_adds_s_over_n_at_its_rate_after_the_ring(op, n):
     assert _time(model, "broadcast", n, GiB) == pytest.approx(_time(CostModel.ideal(), "broadcast", n, GiB), rel=1e-12)
 
 
+@pytest.mark.parametrize("op", ["all_reduce", "all_gather", "reduce_scatter", "broadcast"])
+@pytest.mark.parametrize("channels", [1, 2, 4, 8])
+def test_a_ring_channel_runs_at_most_at_its_rate_and_the_channels_add_up_to_the_link(op, channels):
+    """A Simple ring or chain of c channels, each at most R: the ring runs at min(B, c R), exactly the closed form
+    at that rate; on 8 channels (8 R > B) the link binds and the time is the uncapped one. Other operations and
+    protocols keep their rates."""
+    n, rate = 4, 10e9
+    model = CostModel.ideal().with_overrides(ring_channel_Bps={op: rate}, channels=channels)
+    want = RingPipeline(n, min(B, channels * rate), 2 * LAT).time_s(op, GiB)
+    assert _time(model, op, n, GiB) == pytest.approx(want, rel=1e-9)
+    coll = Collectives(Fabric(b.switch(n, B, LAT)), model)
+    assert coll.estimate(op, coll.ranks(range(n)), GiB, "ring", "Simple", channels) == pytest.approx(want, rel=1e-9)
+    bare = CostModel.ideal().with_overrides(channels=channels)
+    other = "all_gather" if op == "all_reduce" else "all_reduce"
+    assert _time(model, other, n, GiB) == pytest.approx(_time(bare, other, n, GiB), rel=1e-12)
+    ll = dict(allowed_protocols=("LL", "Simple"))
+    assert _time(model.with_overrides(**ll), op, n, GiB, proto="LL") == \
+        pytest.approx(_time(bare.with_overrides(**ll), op, n, GiB, proto="LL"), rel=1e-12)
+
+
+def test_held_to_fewer_channels_the_tuner_sees_fewer_graph_channels():
+    """NCCL_MAX_NCHANNELS bounds NCCL's topology search: a preset's tuner decides with min(graph channels, the
+    call's channels) x graph bandwidth. Both protocols' bandwidths then scale with the channels and their latencies
+    do not, so the size where Simple overtakes LL is proportional to the channels (NCCL's tuning.cc), until the
+    graph's 12."""
+    coll = Collectives(Fabric(b.nvswitch_server(2)), CostModel.nccl(channels=24, graph_channels=12, graph_bw_Bps=30e9))
+    ranks = coll.ranks(range(2))
+    assert coll.nccl_system(ranks, 24).n_channels == 12 and coll.nccl_system(ranks, 1).n_channels == 1
+
+    def switch(channels):
+        return next(s for s in (1 << k for k in range(10, 31))
+                    if coll.choose("all_reduce", ranks, s, channels=channels).proto == "Simple")
+    sizes = [switch(c) for c in (1, 2, 4, 8)]
+    assert sizes == [sizes[0] << k for k in range(4)] and switch(24) == switch(12) == sizes[-1]
+
+
 def test_own_chunk_rates_follow_the_copies_each_ring_ends_with():
     """From a local copy rate C and an out-of-place own-copy rate K: all_reduce and all_to_all pass S/n at C,
     all_gather at C and then K in series, reduce_scatter reduces (2 reads + 1 write) at 2/3 C; every rate is
@@ -220,6 +256,9 @@ def test_back_to_back_chain_pays_one_hop_of_latency_not_the_chain():
     ({"own_chunk_Bps": {"broadcast": 1e12}}, "cost_model.own_chunk_Bps.broadcast"),
     ({"own_chunk_Bps": 1e12}, "cost_model.own_chunk_Bps"),
     ({"p2p_channel_Bps": math.nan}, "cost_model.p2p_channel_Bps"),
+    ({"ring_channel_Bps": {"all_to_all": 1e10}}, "cost_model.ring_channel_Bps.all_to_all"),
+    ({"ring_channel_Bps": {"broadcast": -1.0}}, "cost_model.ring_channel_Bps.broadcast"),
+    ({"ring_channel_Bps": 1e10}, "cost_model.ring_channel_Bps"),
     ({"launch_floor_s": -1e-6}, "cost_model.launch_floor_s"),
     ({"p2p_channels": 0}, "cost_model.p2p_channels"),
     ({"p2p_chunk_bytes": 100}, "cost_model.p2p_chunk_bytes"),

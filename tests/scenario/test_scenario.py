@@ -284,3 +284,23 @@ def test_a_latency_scale_beyond_any_network_is_refused_at_its_field():
                           "jobs: [{op: all_reduce, size: 1 MiB}]"))
     assert simulate(scenario("cluster: {preset: switch, cost_model: {step_latency_scale: 1.0e+6}}\n"
                              "jobs: [{op: all_reduce, size: 1 MiB}]")).clusters[0].jobs[0].status == "done"
+
+
+def test_ring_channel_override_sets_named_operations_and_keeps_the_presets_others():
+    """cost_model.ring_channel: one Simple ring channel's rate per operation; the preset's other operations keep
+    theirs. One channel of an h200-nvlink all_reduce then runs at the given rate."""
+    from gpusim.simulate import build_cluster
+    text = ("cluster: {preset: h200-nvlink, cost_model: {ring_channel: {all_reduce: 10 GB/s}, channels: 1}}\n"
+            "jobs: [{op: all_reduce, size: 1 GiB, algo: ring, proto: Simple}]")
+    s = scenario(text)
+    assert s.clusters[0].cost_model["ring_channel_Bps"] == {"all_reduce": 10e9}
+    _, model = build_cluster(s.clusters[0])
+    assert model.ring_channel_Bps["all_reduce"] == 10e9 and model.ring_channel_Bps["broadcast"] == 35.3e9
+    job = simulate(s).clusters[0].jobs[0]
+    assert job.metrics()["busbw_GBps"] == pytest.approx(10.0, rel=0.01)      # one channel, 4 ranks
+    with pytest.raises(GpusimError) as e:
+        scenario(text.replace("all_reduce: 10", "all_to_all: 10"))
+    assert e.value.path == "cluster.cost_model.ring_channel.all_to_all"
+    with pytest.raises(GpusimError) as e:
+        scenario(text.replace("10 GB/s", "0 GB/s"))
+    assert e.value.path == "cluster.cost_model.ring_channel.all_reduce"
