@@ -395,6 +395,7 @@ class FitResult:
     unconstrained: tuple = ()                   # parameters no training row depends on (left at their guess)
     engine_check_rel: float = float("nan")      # largest |engine - estimate| / estimate on the training rows
     cross_validation: list = field(default_factory=list)   # [{train: [w], check: [...], bands: summary}]
+    errors: list = field(default_factory=list)  # error_groups of every row (fitted and held back) under the preset
     preset: CalibratedPreset | None = None
     train_rows: list = field(default_factory=list, repr=False)
     heldout_rows: list = field(default_factory=list, repr=False)
@@ -497,8 +498,10 @@ def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world
     versions = sorted({str(getattr(m, "nccl_version", "") or "") for m in measurements
                        if getattr(m, "transport", None) == transport_name} - {""})
     preset = tr.calibrated(values, protocols, gpus=(default_gpus, lo_gpus, hi_gpus))
+    sim_held = simulate(held, lambda n: preset.cluster(n), engine=False) if held else np.zeros(0)
     if held:
-        result.heldout = summarise(held, simulate(held, lambda n: preset.cluster(n), engine=False))
+        result.heldout = summarise(held, sim_held)
+    result.errors = error_groups(train + held, np.concatenate([sim_train, sim_held]), by=("op", "variant", "n"))
     if engine_check:
         engine = simulate(train, lambda n: preset.cluster(n), engine=True)
         result.engine_check_rel = float(np.max(np.abs(engine - sim_train) / sim_train))
@@ -543,6 +546,11 @@ def provenance(result: FitResult, data_files=(), fit_date: str | None = None, nc
                                     for cv in result.cross_validation]
     if math.isfinite(result.engine_check_rel):
         prov["engine_vs_estimate_max_rel"] = float(f"{result.engine_check_rel:.3g}")
+    if result.errors:       # what `gpusim collective` quotes next to a prediction of that call
+        prov["errors"] = [{"op": g["op"], "variant": g["variant"], "ranks": g["n"], "band": g["band"],
+                           "rows": g["rows"], "median": round(g["median_rel_error"], 4),
+                           "p90": round(g["p90_rel_error"], 4), "bias": round(g["bias"], 4)}
+                          for g in result.errors]
     return prov
 
 

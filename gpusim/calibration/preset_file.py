@@ -251,7 +251,7 @@ class CalibratedPreset:
     def cluster(self, gpus: int | None = None, spec: str = "") -> Cluster:
         n = self.gpus_default if gpus is None else gpus
         return Cluster(self.name, self.graph(n), self.cost_model(n), spec=spec or f"{self.name}:gpus={n}",
-                       params={"gpus": n})
+                       params={"gpus": n}, provenance=self.provenance)
 
     # -- YAML -------------------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -419,6 +419,15 @@ def load_calibrated(path: str | Path, raw_params: dict, field_path: str = "clust
     n = _spec_gpus(preset, raw_params or {}, field_path)
     spec = preset.name + (f":gpus={n}" if raw_params else "")
     return preset.cluster(n, spec)
+
+
+def measured_error(provenance: dict, op: str, variant: str, ranks: int) -> dict:
+    """The preset's error on the measured calls of ``op`` and ``variant`` ('default': NCCL's choice; 'Ring/LL' ...)
+    on ``ranks`` ranks, per size band (``<1MiB``, ``>=1MiB``): median and p90 of |t_sim - t_meas| / t_meas and the
+    median signed error (bias), from its provenance's ``errors`` (written by ``gpusim calibrate``); empty where none
+    was measured."""
+    return {e["band"]: e for e in provenance.get("errors") or []
+            if e.get("op") == op and e.get("variant") == variant and e.get("ranks") == ranks}
 
 
 def describe_calibrated(name: str, path: str | Path) -> dict:

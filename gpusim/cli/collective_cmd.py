@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 
 from gpusim import presets, units
+from gpusim.calibration.preset_file import measured_error
+from gpusim.collectives.run import normalise_op
 from gpusim.collectives.sweep import sizes, sweep
 from gpusim.engine.fabric import Fabric
 from gpusim.errors import GpusimError
@@ -62,6 +64,9 @@ def run(args) -> int:
     else:
         print(f"# gpusim collective: {rows[0].result.op if rows else args.op} on {cluster.spec}, {n} ranks "
               f"(simulated; nccl-tests columns, GB/s = 1e9 B/s)")
+        for line in _measured_error_lines(cluster.provenance, normalise_op(args.op), args.algo, args.proto,
+                                          args.channels, n):
+            print(line)
         print(f"#{'size':>11}  {'count':>12}  {'type':>8}  {'redop':>6}  {'root':>6}  {'time':>9}  {'algbw':>7}  "
               f"{'busbw':>7}  {'algo':>12}  {'proto':>6}")
         print(f"#{'(B)':>11}  {'(elements)':>12}  {'':>8}  {'':>6}  {'':>6}  {'(us)':>9}  {'(GB/s)':>7}  {'(GB/s)':>7}")
@@ -75,3 +80,31 @@ def run(args) -> int:
             avg = sum(r.result.busbw_GBps for r in rows) / len(rows)
             print(f"# Avg bus bandwidth    : {avg:.2f}")
     return 0
+
+
+_NCCL_ALGO_NAME = {"ring": "Ring", "tree": "Tree", "nvls": "NVLS", "hierarchical": "Ring"}
+
+
+def _measured_error_lines(provenance: dict, op: str, algo: str, proto: str, channels, n: int) -> list[str]:
+    """How far a calibrated preset was from measured NCCL on this call (op, forced variant, ranks), from the error
+    table ``gpusim calibrate`` wrote into its provenance; what was not measured, said as such. None for a preset
+    that was not calibrated."""
+    if not provenance.get("errors"):
+        return []
+    variant = "default" if algo == proto == "auto" else \
+        f"{_NCCL_ALGO_NAME.get(algo, algo)}/{proto}" if "auto" not in (algo, proto) else None
+    if variant and channels is not None:
+        variant += f"@{channels}ch"
+    measured = sorted({e["ranks"] for e in provenance["errors"] if e.get("op") == op})
+    err = measured_error(provenance, op, variant, n) if variant else {}
+    if err:
+        def pct(band, key):
+            return f"{err[band][key] * 100:.1f} %" if band in err else "-"
+        return [f"# measured error of this preset on {n}-rank {op} ({'NCCL' + chr(39) + 's choice' if variant == 'default' else variant}): "
+                f"median {pct('<1MiB', 'median')} below 1 MiB, {pct('>=1MiB', 'median')} from "
+                f"1 MiB (p90 {pct('<1MiB', 'p90')}, {pct('>=1MiB', 'p90')})"]
+    if n not in measured:
+        where = f"{op} was measured on {', '.join(map(str, measured))} ranks" if measured else f"{op} was not measured"
+        return [f"# not measured: {where}; {n} ranks are extrapolated from the fitted rates"]
+    return [f"# not measured: {op} with {'algo ' + algo + ', proto ' + proto if variant is None else variant} on "
+            f"{n} ranks; the preset's error is known for NCCL's choice and the variants its data forced"]

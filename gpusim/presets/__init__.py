@@ -29,6 +29,7 @@ class Cluster:
     model: CostModel
     spec: str = ""
     params: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)   # a calibrated preset's record of its fit (empty otherwise)
 
 
 @dataclass(frozen=True)

@@ -415,6 +415,34 @@ def test_calibrate_command_rewrites_the_shipped_preset(tmp_path):
     assert new.provenance["train"]["world_sizes"] == [2, 4] and new.provenance["heldout"]["world_sizes"] == [3]
 
 
+def test_preset_records_its_error_per_call_and_the_collective_command_quotes_it(data):
+    """The preset's provenance holds its error on every measured (op, variant, ranks, size band), fitted or held
+    back, as validate computes it; `gpusim collective` prints the one of the call it simulates, and says when the
+    ranks or the variant were never measured (stock presets, never fitted, print neither)."""
+    prov = preset_file.read(presets.calibrated()["h200-nvlink"]).provenance
+    groups = {(e["op"], e["variant"], e["ranks"], e["band"]) for e in prov["errors"]}
+    rows, _ = fit.rows_from(data, "nvlink")
+    assert groups == {(r.op, r.variant, r.n, "<1MiB" if r.size_bytes < MiB else ">=1MiB") for r in rows}
+    sel = [r for r in rows if r.op == "all_reduce" and r.variant == "Tree/Simple" and r.n == 3]
+    err, _ = _errors(sel, "h200-nvlink")
+    for band in ("<1MiB", ">=1MiB"):
+        want = preset_file.measured_error(prov, "all_reduce", "Tree/Simple", 3)[band]
+        assert (want["rows"], want["median"], want["p90"]) == (err[band]["rows"],
+                                                               pytest.approx(err[band]["median_rel_error"], abs=1e-4),
+                                                               pytest.approx(err[band]["p90_rel_error"], abs=1e-4))
+    head = ["collective", "--op", "all_reduce", "--min-bytes", "1MiB", "--max-bytes", "1MiB"]
+    quoted = preset_file.measured_error(prov, "all_reduce", "Tree/Simple", 3)[">=1MiB"]["median"]
+    _, text = _run([*head, "--cluster", "h200-nvlink:gpus=3", "--algo", "tree", "--proto", "Simple"])
+    assert "measured error of this preset on 3-rank all_reduce (Tree/Simple)" in text
+    assert f"{quoted * 100:.1f} % from 1 MiB" in text
+    _, text = _run([*head, "--cluster", "h200-nvlink:gpus=8"])
+    assert "not measured: all_reduce was measured on 2, 3, 4 ranks; 8 ranks are extrapolated" in text
+    _, text = _run([*head, "--cluster", "h200-nvlink", "--proto", "LL"])
+    assert "not measured: all_reduce with algo auto, proto LL on 4 ranks" in text
+    _, text = _run([*head, "--cluster", "hgx-h200"])
+    assert "measured" not in text
+
+
 def test_calibrate_reads_nccl_tests_output(tmp_path):
     """nccl-tests logs do not record the transport: --transport labels them; one world size, nothing held back."""
     log = ROOT / "tests" / "fixtures" / "nccl_tests" / "all_reduce_perf_h200x8.txt"
