@@ -114,22 +114,35 @@ class CostModel:
         """Rate of a rank's pass over its own chunk (S/n) in ``op``, serial with the transfer (inf: none)."""
         return self.own_chunk_Bps.get(op, math.inf)
 
-    def p2p_cap_Bps(self, size_bytes: float, n_ranks: int, multi_node: bool) -> float:
+    def p2p_channel_counts(self, channels: int | None = None) -> tuple[int, int]:
+        """NCCL's p2pnChannels and p2pnChannelsPerPeer on ``channels`` collective channels: the model's own
+        (logged) counts on its own channel count; on another, as NCCL derives them (src/graph/paths.cc,
+        ncclTopoComputeP2pChannels), the next power of two of the channels (24 give 32; under
+        NCCL_MIN/MAX_NCHANNELS 1, 2, 4, 8 gave as many, validation/data/h200/extra/probe_channels and
+        probe_shm_channels), a peer getting at most its logged share (SHM: 2 on 4 and on 8 channels)."""
+        if channels is None or channels == self.channels:
+            return self.p2p_channels, self.p2p_channels_per_peer
+        total = 1 << (channels - 1).bit_length()
+        return total, min(self.p2p_channels_per_peer, total)
+
+    def p2p_cap_Bps(self, size_bytes: float, n_ranks: int, multi_node: bool, channels: int | None = None) -> float:
         """Payload-rate ceiling of one send of ``size_bytes`` to one peer: NCCL's channel count for it times one
         channel's rate (inf where the model has no per-channel rate)."""
         if self.p2p_channel_Bps == math.inf:
             return math.inf
-        return self.p2p_channel_Bps * self.p2p_send_channels(size_bytes, n_ranks, multi_node)
+        return self.p2p_channel_Bps * self.p2p_send_channels(size_bytes, n_ranks, multi_node, channels)
 
-    def p2p_send_channels(self, size_bytes: float, n_ranks: int, multi_node: bool) -> int:
-        """Channels NCCL stripes one send of ``size_bytes`` to one peer over (:func:`nccl_model.p2p_channels`)."""
-        return nm.p2p_channels(size_bytes, n_ranks, multi_node, self.p2p_channels, self.p2p_channels_per_peer,
-                               self.p2p_chunk_bytes)
+    def p2p_send_channels(self, size_bytes: float, n_ranks: int, multi_node: bool, channels: int | None = None) -> int:
+        """Channels NCCL stripes one send of ``size_bytes`` to one peer over (:func:`nccl_model.p2p_channels`) in a
+        call on ``channels`` collective channels (:meth:`p2p_channel_counts`)."""
+        total, per_peer = self.p2p_channel_counts(channels)
+        return nm.p2p_channels(size_bytes, n_ranks, multi_node, total, per_peer, self.p2p_chunk_bytes)
 
-    def p2p_protocol(self, size_bytes: float, n_ranks: int, multi_node: bool) -> str:
+    def p2p_protocol(self, size_bytes: float, n_ranks: int, multi_node: bool, channels: int | None = None) -> str:
         """The protocol NCCL gives one send of ``size_bytes`` to one peer (:func:`nccl_model.p2p_protocol`), among
         this model's allowed protocols."""
-        proto = nm.p2p_protocol(size_bytes, self.p2p_send_channels(size_bytes, n_ranks, multi_node), multi_node)
+        proto = nm.p2p_protocol(size_bytes, self.p2p_send_channels(size_bytes, n_ranks, multi_node, channels),
+                                multi_node)
         return proto if proto in self.allowed_protocols else "Simple"
 
     def efficiency(self, proto: str, op: str | None = None) -> float:

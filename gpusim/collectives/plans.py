@@ -123,8 +123,9 @@ class Planner:
         if algo == "nvls":
             return [self._nvls(ranks, size_bytes)]
         if op == "all_to_all":
-            return [self._all_to_all(ranks, size_bytes, proto)] + self._own_chunk(op, ranks, size_bytes, channels)
-        return [self._sendrecv(ranks, size_bytes, proto)]
+            return [self._all_to_all(ranks, size_bytes, proto, channels)] + self._own_chunk(op, ranks, size_bytes,
+                                                                                           channels)
+        return [self._sendrecv(ranks, size_bytes, proto, channels)]
 
     def _ring(self, op, ranks, size_bytes, proto, channels, label="ring") -> Phase:
         n = len(ranks)
@@ -239,26 +240,26 @@ class Planner:
             flows.append(self.fabric.coupled_flow(hops, size_bytes / eff, lat, label="nvls"))
         return Phase(flows, "nvls")
 
-    def _all_to_all(self, ranks, size_bytes, proto) -> Phase:
+    def _all_to_all(self, ranks, size_bytes, proto, channels) -> Phase:
         n = len(ranks)
         if n * (n - 1) > MAX_DIRECT_PAIRS:
             raise GpusimError("ranks", f"direct all_to_all on {n} ranks is {n * (n - 1)} flows; at most "
                                        f"{MAX_DIRECT_PAIRS} are supported")
         eff = self.model.efficiency(proto, "all_to_all")
         per_pair = size_bytes / n / eff
-        cap = self.model.p2p_cap_Bps(size_bytes / n, n, len(self.servers(ranks)) > 1) / eff
+        cap = self.model.p2p_cap_Bps(size_bytes / n, n, len(self.servers(ranks)) > 1, channels) / eff
         base = self.model.base_latency_s("ring", proto)
         flows = [self.fabric.flow(a, b, per_pair, base + self.hop_latency_s(a, b, "ring", proto), cap_Bps=cap,
                                   label="a2a")
                  for a in ranks for b in ranks if a != b]
         return Phase(flows, "all_to_all")
 
-    def _sendrecv(self, ranks, size_bytes, proto) -> Phase:
+    def _sendrecv(self, ranks, size_bytes, proto, channels) -> Phase:
         """nccl-tests sendrecv: rank i sends S to rank i+1 (ring shift); two ranks: both directions."""
         n = len(ranks)
         base = self.model.base_latency_s("ring", proto)
         eff = self.model.efficiency(proto, "sendrecv")
-        cap = self.model.p2p_cap_Bps(size_bytes, n, len(self.servers(ranks)) > 1) / eff
+        cap = self.model.p2p_cap_Bps(size_bytes, n, len(self.servers(ranks)) > 1, channels) / eff
         flows = []
         for i, a in enumerate(ranks):
             b = ranks[(i + 1) % n]

@@ -98,7 +98,7 @@ class Collectives:
         if op in ("all_to_all", "sendrecv"):      # NCCL picks a send's protocol by its bytes per channel
             if proto == "auto":
                 per_peer = size_bytes / len(ranks) if op == "all_to_all" else size_bytes
-                proto = self.model.p2p_protocol(per_peer, len(ranks), len(self.planner.servers(ranks)) > 1)
+                proto = self.model.p2p_protocol(per_peer, len(ranks), len(self.planner.servers(ranks)) > 1, channels)
             return Choice("direct", proto, channels)
         if algo == "nvls":
             return Choice("nvls", "Simple", channels)

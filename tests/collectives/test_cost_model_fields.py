@@ -160,8 +160,12 @@ def test_p2p_channels_across_nodes_and_on_few_channels():
         assert got == sorted(got) and 1 <= min(got) and max(got) <= 32
 
 
+#: NCCL's 24 collective channels over NVLink on H200, which give it 32 point-to-point channels
+NVLINK_CHANNELS = 24
+
+
 def _sendrecv_s(n, size, per_channel):
-    model = CostModel.ideal().with_overrides(p2p_channel_Bps=per_channel)
+    model = CostModel.ideal().with_overrides(p2p_channel_Bps=per_channel, channels=NVLINK_CHANNELS)
     return measure(Fabric(b.nvswitch_server(n)), model, "sendrecv", range(n), size).time_s
 
 
@@ -177,7 +181,7 @@ def test_p2p_across_servers_uses_nccls_multi_node_parts():
     """GPUs on separate servers (a switch): parts of at most one 512 KiB chunk, so 64 MiB gets all 32 channels."""
     model = CostModel.ideal().with_overrides(p2p_channel_Bps=5e9)
     coll = Collectives(Fabric(b.switch(4, 1e12, LAT)), model)
-    flows = coll.planner.plan("sendrecv", coll.ranks(range(4)), 64 * MiB, "direct", "Simple", 1)[0].flows
+    flows = coll.planner.plan("sendrecv", coll.ranks(range(4)), 64 * MiB, "direct", "Simple", NVLINK_CHANNELS)[0].flows
     assert all(f.cap_Bps == pytest.approx(32 * 5e9) for f in flows)
 
 
@@ -186,8 +190,23 @@ def test_all_to_all_channels_come_from_each_pairs_bytes():
     per_channel, n, size = 5e9, 4, 64 * MiB
     model = CostModel.ideal().with_overrides(p2p_channel_Bps=per_channel)
     coll = Collectives(Fabric(b.nvswitch_server(n)), model)
-    flows = coll.planner.plan("all_to_all", coll.ranks(range(n)), size, "direct", "Simple", 1)[0].flows
+    flows = coll.planner.plan("all_to_all", coll.ranks(range(n)), size, "direct", "Simple", NVLINK_CHANNELS)[0].flows
     assert len(flows) == 12 and all(f.cap_Bps == pytest.approx(8 * per_channel) for f in flows)
+
+
+@pytest.mark.parametrize("channels, want", [(24, (32, 32)), (16, (16, 16)), (8, (8, 8)), (3, (4, 4)), (1, (1, 1)),
+                                           (32, (32, 32)), (None, (32, 32))])
+def test_p2p_channels_are_the_collective_channels_rounded_up_to_a_power_of_two(channels, want):
+    """NCCL's p2pnChannels is its channel count rounded up to a power of two (24 -> 32 over NVLink, as logged;
+    NCCL_MIN/MAX_NCHANNELS 1, 2, 4, 8 logged as many), a peer's share at most that. Over SHM (4 channels, 2 per peer)
+    8 forced channels gave 8 and still 2 per peer, as logged. On the model's own channel count its logged counts
+    hold. A send's cap follows them."""
+    nvlink = CostModel.nccl(channels=24, p2p_channels=32, p2p_channels_per_peer=32, p2p_channel_Bps=5e9)
+    assert nvlink.p2p_channel_counts(channels) == want
+    shm = CostModel.nccl(channels=4, p2p_channels=4, p2p_channels_per_peer=2)
+    assert shm.p2p_channel_counts(8) == (8, 2) and shm.p2p_channel_counts(2) == (2, 2)
+    assert shm.p2p_channel_counts(1) == (1, 1) and shm.p2p_channel_counts(4) == (4, 2)
+    assert nvlink.p2p_cap_Bps(GiB, 2, False, channels) == pytest.approx(want[1] * 5e9)
 
 
 def test_step_latency_scale_per_protocol_scales_only_that_protocol():
