@@ -99,8 +99,9 @@ def build_cluster(spec: ClusterSpec):
             techs = sorted({d["technology"] for _, _, d in cluster.graph.edges(data=True)})
             raise GpusimError(f"{spec.path}.links[{i}]", f"matches no link of this cluster; its technologies: {', '.join(techs)}")
     overrides = dict(spec.cost_model)
-    if "ring_channel_Bps" in overrides:     # per operation: the preset's other operations keep their rates
-        overrides["ring_channel_Bps"] = {**cluster.model.ring_channel_Bps, **overrides["ring_channel_Bps"]}
+    if "ring_channel_Bps" in overrides:     # per protocol and operation: the preset's others keep their rates
+        given, preset = overrides["ring_channel_Bps"], cluster.model.ring_channel_Bps
+        overrides["ring_channel_Bps"] = {p: {**preset.get(p, {}), **given.get(p, {})} for p in {*preset, *given}}
     model = cluster.model.with_overrides(**overrides).validate(f"{spec.path}.cost_model")
     return cluster, model
 

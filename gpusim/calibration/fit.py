@@ -243,7 +243,7 @@ def _model(tr: Transport, values: dict, protocols, plan_only: bool = False,
     channel rates (the evaluator applies those itself); ``latency`` then replaces the latency scales."""
     values = _complete(tr, values)
     fields = {p.name: values[p.name] for p in tr.params if not p.link and not p.entry and p not in (PER_RANK, FLOOR)}
-    fields.update(_maps(tr, values), ring_channel_Bps=dict(tr.ring_channel))
+    fields.update(_maps(tr, values), ring_channel_Bps={p: dict(ops) for p, ops in tr.ring_channel.items()})
     if plan_only:
         fields.update(payload_efficiency={k: 1.0 for k in PAYLOAD_EFFICIENCY}, op_bandwidth_scale={},
                       own_chunk_Bps={op: 1.0 for op in OWN_CHUNK_OPS}, p2p_channel_Bps=1.0, **(latency or {}))

@@ -118,9 +118,11 @@ def _own_chunk(v, path: str) -> dict:
 
 
 def _ring_channel(v, path: str) -> dict:
-    """Payload rates of one Simple ring or chain channel: a mapping operation -> bandwidth with a unit."""
-    return _keyed(v, path, RING_OPS, "operation", "{all_reduce: 20.9 GB/s}",
-                  lambda x, p: units.bandwidth(x, p, allow_zero=False))
+    """Payload rates of one ring channel: a mapping protocol -> operation -> bandwidth with a unit."""
+    def per_op(x, p):
+        return _keyed(x, p, RING_OPS, "operation", "{all_reduce: 20.9 GB/s}",
+                      lambda r, q: units.bandwidth(r, q, allow_zero=False))
+    return _keyed(v, path, PROTOCOLS, "protocol", "{Simple: {all_reduce: 20.9 GB/s}}", per_op)
 
 
 def _chunk(v, path: str) -> int:
@@ -153,7 +155,8 @@ _MODEL_FIELDS = {
     "payload_efficiency": ("payload_efficiency", _efficiencies, _write_scale),
     "op_bandwidth_scale": ("op_bandwidth_scale", _op_scales, _write_scale),
     "own_chunk": ("own_chunk_Bps", _own_chunk, lambda x: {k: f"{v / 1e9:.6g} GB/s" for k, v in x.items()}),
-    "ring_channel": ("ring_channel_Bps", _ring_channel, lambda x: {k: f"{v / 1e9:.6g} GB/s" for k, v in x.items()}),
+    "ring_channel": ("ring_channel_Bps", _ring_channel,
+                     lambda x: {p: {k: f"{v / 1e9:.6g} GB/s" for k, v in ops.items()} for p, ops in x.items()}),
     "p2p_channels": ("p2p_channels", lambda v, p: _int(v, p, 1, 64), int),
     "p2p_channels_per_peer": ("p2p_channels_per_peer", lambda v, p: _int(v, p, 1, 64), int),
     "p2p_chunk": ("p2p_chunk_bytes", _chunk, lambda x: f"{x // 1024} KiB" if x % 1024 == 0 else f"{x} B"),

@@ -21,9 +21,9 @@ reduce_scatter or an all_to_all, after the transfer: 1/n of the buffer, so it we
 over NVLink: all_gather 304 GB/s busbw where broadcast reached 366; 4 H200s: 345). :func:`own_chunk_rates` derives
 it from a GPU's local copy rate. ``p2p_channel_Bps`` caps each
 channel of a point-to-point send, striped over as many channels as NCCL gives it (``nccl_model.p2p_channels``).
-``ring_channel_Bps[op]`` caps each channel of a Simple ring or chain at the payload rate one channel (one thread
-block a GPU) reached alone in ``op``, where NCCL's own tables have no such cap: without it a call given fewer
-channels would keep the links' whole rate.
+``ring_channel_Bps[proto][op]`` caps each channel of a ring or chain at the payload rate one channel (one thread
+block a GPU) reached alone in ``op`` with ``proto``, where NCCL's own tables have no cap (Simple) or one above it
+(LL's is a total, LL128's per channel higher): without it a call given fewer channels would keep the links' rate.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ PAYLOAD_EFFICIENCY = {"LL": 0.5, "LL128": 120.0 / 128.0, "Simple": 1.0}
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce", "all_to_all", "sendrecv")
 #: operations in which every rank also passes its own chunk (S/n) through its kernel without sending it
 OWN_CHUNK_OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all")
-#: operations run as rings or chains, whose Simple channels ``ring_channel_Bps`` caps
+#: operations run as rings or chains, whose channels ``ring_channel_Bps`` caps
 RING_OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce")
 
 
@@ -71,7 +71,7 @@ class CostModel:
     p2p_channels_per_peer: int = 32         # channels a send / receive is striped over (nccl_model.p2p_channels)
     p2p_chunk_bytes: int = 512 * 1024
     p2p_channel_Bps: float = math.inf       # one p2p channel's rate (one thread block's copy through the transport)
-    ring_channel_Bps: dict = field(default_factory=dict)   # op -> payload rate of one Simple ring/chain channel
+    ring_channel_Bps: dict = field(default_factory=dict)   # proto -> op -> payload rate of one ring/chain channel
     nvls: bool = False
     allowed_protocols: tuple = PROTOCOLS
     graph_channels: int | None = None       # the ring graph NCCL's topology search reported (nChannels, bw of
@@ -150,20 +150,21 @@ class CostModel:
         return self.payload_efficiency[proto] * (self.op_bandwidth_scale.get(op, 1.0) if op else 1.0)
 
     def channel_cap_Bps(self, algo: str, proto: str, n_nodes: int, channels: int, op: str | None = None) -> float:
-        """Payload-rate ceiling of one channel: NCCL's protocol caps (physics.md §1.5), and for a Simple ring or
-        chain of ``op`` the measured rate of one channel (``ring_channel_Bps``); inf where none."""
+        """Payload-rate ceiling of one channel: NCCL's protocol caps (physics.md §1.5), and for a ring or chain the
+        measured rate of one channel (``ring_channel_Bps[proto][op]``); inf where none."""
+        measured = self.ring_channel_Bps.get(proto, {}).get(op, math.inf) if algo == "ring" else math.inf
         if algo == "ring" and proto == "Simple":
-            return self.ring_channel_Bps.get(op, math.inf)
+            return measured
         if not self.use_nccl_latencies:
-            return float("inf")
+            return measured
         arch = nm.ARCHS[self.arch][0]
         col = 0 if n_nodes == 1 else (1 if n_nodes == 2 else 2)
         if proto == "LL":
             row = arch if n_nodes == 1 else (0 if self.cpu == "intel" else 1)
-            return nm.LL_MAX_BWS_GBPS[row][col] * 1e9 / channels
+            return min(nm.LL_MAX_BWS_GBPS[row][col] * 1e9 / channels, measured)
         if proto == "LL128":
             table = nm.PER_CH_MAX_TREE_LL128_BWS_GBPS if algo == "tree" else nm.PER_CH_MAX_RING_LL128_BWS_GBPS
-            return table[arch][col] * 1e9
+            return min(table[arch][col] * 1e9, measured)
         if algo == "tree":
             return nm.PER_CH_MAX_TREE_BWS_GBPS[arch][col] * 1e9
         return float("inf")
@@ -199,14 +200,20 @@ class CostModel:
                 raise GpusimError(f"{path}.own_chunk_Bps.{op}", f"expected an operation ({', '.join(OWN_CHUNK_OPS)})")
             if isinstance(x, bool) or not isinstance(x, (int, float)) or not x > 0:
                 raise GpusimError(f"{path}.own_chunk_Bps.{op}", f"expected a positive rate, got {x!r}")
-        if not isinstance(self.ring_channel_Bps, dict):
-            raise GpusimError(f"{path}.ring_channel_Bps", f"expected a mapping of operation to rate, e.g. "
-                                                         f"{{'all_reduce': 2.1e10}}, got {self.ring_channel_Bps!r}")
-        for op, x in self.ring_channel_Bps.items():
-            if op not in RING_OPS:
-                raise GpusimError(f"{path}.ring_channel_Bps.{op}", f"expected an operation ({', '.join(RING_OPS)})")
-            if isinstance(x, bool) or not isinstance(x, (int, float)) or not x > 0:
-                raise GpusimError(f"{path}.ring_channel_Bps.{op}", f"expected a positive rate, got {x!r}")
+        rates = self.ring_channel_Bps
+        if not isinstance(rates, dict) or not all(isinstance(v, dict) for v in rates.values()):
+            raise GpusimError(f"{path}.ring_channel_Bps", f"expected a mapping of protocol to a mapping of operation "
+                                                         f"to rate, e.g. {{'Simple': {{'all_reduce': 2.1e10}}}}, "
+                                                         f"got {rates!r}")
+        for proto, per_op in rates.items():
+            if proto not in PROTOCOLS:
+                raise GpusimError(f"{path}.ring_channel_Bps.{proto}", f"expected a protocol ({', '.join(PROTOCOLS)})")
+            for op, x in per_op.items():
+                where = f"{path}.ring_channel_Bps.{proto}.{op}"
+                if op not in RING_OPS:
+                    raise GpusimError(where, f"expected an operation run as a ring ({', '.join(RING_OPS)})")
+                if isinstance(x, bool) or not isinstance(x, (int, float)) or not x > 0:
+                    raise GpusimError(where, f"expected a positive rate, got {x!r}")
         for name in ("call_overhead_s", "launch_floor_s"):
             if not getattr(self, name) >= 0:
                 raise GpusimError(f"{path}.{name}", f"expected a non-negative number, got {getattr(self, name)!r}")

@@ -104,7 +104,7 @@ class Collectives:
             return Choice("nvls", "Simple", channels)
         if algo == "auto" or proto == "auto":
             if self.model.tuner == "nccl" and op in ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce"):
-                got = self._nccl_choice(op, ranks, size_bytes, algo, proto, channels)
+                got = self._nccl_choice(op, ranks, size_bytes, algo, proto)
             else:
                 got = self._estimate_choice(op, ranks, size_bytes, algo, proto, channels)
             algo, proto = got
@@ -131,8 +131,8 @@ class Collectives:
             a, b = groups[0][0], groups[1][0]
             bw_inter = self.fabric.path_capacity_Bps(a, b) * ppn / channels / 1e9
             bw_intra = bw_intra or bw_inter
-        if self.model.graph_bw_Bps is not None:      # what NCCL's search reported, not what the links achieve;
-            channels = min(self.model.graph_channels, channels)   # NCCL_MAX_NCHANNELS bounds the search too
+        if self.model.graph_bw_Bps is not None:      # what NCCL's search reported, not what the links achieve
+            channels = self.model.graph_channels
             bw_intra = self.model.graph_bw_Bps / 1e9
             bw_inter = bw_intra if bw_inter is not None else None
         system = nm.NcclSystem(n_ranks=len(ranks), n_nodes=n_nodes, n_channels=channels, bw_intra_GBps=bw_intra,
@@ -141,8 +141,11 @@ class Collectives:
         self._systems[key] = system
         return system
 
-    def _nccl_choice(self, op, ranks, size_bytes, algo, proto, channels) -> tuple[str, str]:
-        system = self.nccl_system(ranks, channels)
+    def _nccl_choice(self, op, ranks, size_bytes, algo, proto) -> tuple[str, str]:
+        # NCCL's tuner decides with what its topology search found, whatever NCCL_MIN/MAX_NCHANNELS then hold the
+        # call to: on 1, 2, 4 and 8 forced channels it switched from LL to Simple at 2 MiB over NVLink and 512 KiB
+        # over SHM, as on its own 24 and 4 (validation/data/h200/extra/probe_channel_protocols)
+        system = self.nccl_system(ranks, self.model.channels)
         algos = [nm.Algo.RING, nm.Algo.TREE] + ([nm.Algo.NVLS] if system.nvls else [])
         if algo != "auto":
             algos = [{"ring": nm.Algo.RING, "tree": nm.Algo.TREE, "hierarchical": nm.Algo.RING}[algo]]

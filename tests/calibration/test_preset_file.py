@@ -46,8 +46,9 @@ def test_round_trip_keeps_every_fitted_value(nvlink_file):
     assert (p.model["graph_channels"], p.model["graph_bw_Bps"]) == (12, 30e9)       # NCCL's logged ring graph
     assert _doc(nvlink_file)["cost_model"]["graph_bw"] == "30 GB/s"
     ring = transports.TRANSPORTS["nvlink"].ring_channel     # fixed from the 1-channel probe, written alongside
-    assert p.model["ring_channel_Bps"] == pytest.approx(ring, rel=1e-5) and ring["all_reduce"] == 20.9e9
-    assert _doc(nvlink_file)["cost_model"]["ring_channel"]["broadcast"] == "35.3 GB/s"
+    assert {k: pytest.approx(v, rel=1e-5) for k, v in ring.items()} == p.model["ring_channel_Bps"]
+    assert ring["Simple"]["all_reduce"] == 20.9e9 and ring["LL"] == {"all_reduce": 7.2e9}
+    assert _doc(nvlink_file)["cost_model"]["ring_channel"]["Simple"]["broadcast"] == "35.3 GB/s"
 
 
 def test_load_builds_the_fitted_topology_and_model(nvlink_file):
@@ -106,9 +107,11 @@ def _set(doc, dotted, value):
      "positive|zero|non-zero|greater"),
     ("cost_model.own_chunk", {"broadcast": "1 TB/s"}, "cost_model.own_chunk.broadcast", "unknown operation"),
     ("cost_model.own_chunk", "1 TB/s", "cost_model.own_chunk", "expected a mapping"),
-    ("cost_model.ring_channel", {"all_to_all": "20 GB/s"}, "cost_model.ring_channel.all_to_all", "unknown operation"),
-    ("cost_model.ring_channel", {"broadcast": "0 GB/s"}, "cost_model.ring_channel.broadcast",
+    ("cost_model.ring_channel", {"Simple": {"all_to_all": "20 GB/s"}}, "cost_model.ring_channel.Simple.all_to_all",
+     "unknown operation"),
+    ("cost_model.ring_channel", {"LL": {"broadcast": "0 GB/s"}}, "cost_model.ring_channel.LL.broadcast",
      "positive|zero|non-zero|greater"),
+    ("cost_model.ring_channel", {"all_reduce": "20 GB/s"}, "cost_model.ring_channel.all_reduce", "unknown protocol"),
     ("cost_model.p2p_chunk", "100 B", "cost_model.p2p_chunk", "at least 1 KiB"),
     ("cost_model.p2p_channels", 0, "cost_model.p2p_channels", "1..64"),
     ("cost_model.p2p_channel", "19 GB", "cost_model.p2p_channel", "bandwidth|unit"),

@@ -140,42 +140,79 @@ def test_own_chunk_rates_come_from_the_measured_copies():
 
 
 def test_ring_channel_rates_are_the_measured_one_channel_busbw():
-    """The presets' per-channel Simple ring rates are not fitted: they are the busbw of 1 GiB calls on one channel
-    (extra/probe_channels, NCCL_MIN_NCHANNELS=NCCL_MAX_NCHANNELS=1, 2 ranks), reduce_scatter taking all_reduce's."""
-    ch1 = measurements.load_csv(DATA_DIR / "extra" / "probe_channels" / "ch1_collectives.csv")
-    assert {m.channels for m in ch1} == {1}
+    """The presets' per-channel ring rates are not fitted: they are the busbw of one-channel calls
+    (NCCL_MIN_NCHANNELS=NCCL_MAX_NCHANNELS=1, 2 ranks): Simple at 1 GiB (extra/probe_channels), reduce_scatter
+    taking all_reduce's; forced LL all_reduce at 16 MiB and LL128 at 256 MiB (extra/probe_channel_protocols)."""
+    extra = DATA_DIR / "extra"
+    ch1 = measurements.load_csv(extra / "probe_channels" / "ch1_collectives.csv")
+    proto1 = measurements.load_csv(extra / "probe_channel_protocols" / "c1_collectives.csv")
+    assert {m.channels for m in ch1 + proto1} == {1}
     for transport, rates in (("nvlink", transports.H200_NVLINK_RING_CHANNEL_Bps),
                              ("pcie_shm", transports.H200_SHM_RING_CHANNEL_Bps)):
         busbw = {m.op: m.busbw_GBps * 1e9 for m in ch1 if m.transport == transport and m.size_bytes == 1 << 30}
         for op in ("all_reduce", "all_gather", "broadcast"):
-            assert rates[op] == pytest.approx(busbw[op], rel=0.005), (transport, op)
-        assert rates["reduce_scatter"] == rates["all_reduce"]
+            assert rates["Simple"][op] == pytest.approx(busbw[op], rel=0.005), (transport, op)
+        assert rates["Simple"]["reduce_scatter"] == rates["Simple"]["all_reduce"]
+        for proto, size in (("LL", 16 * MiB), ("LL128", 256 * MiB)):
+            (m,) = [m for m in proto1 if m.transport == transport and m.op == "all_reduce" and m.proto == proto
+                    and m.size_bytes == size]
+            assert rates[proto] == {"all_reduce": pytest.approx(m.busbw_GBps * 1e9, rel=0.005)}, (transport, proto)
         model = preset_file.read(presets.calibrated()[PRESETS[transport]]).model
-        assert model["ring_channel_Bps"] == pytest.approx(rates, rel=1e-5)
+        assert model["ring_channel_Bps"] == {p: pytest.approx(ops, rel=1e-5) for p, ops in rates.items()}
 
 
-def test_presets_follow_calls_held_to_fewer_channels():
-    """Every committed call run under NCCL_MIN_NCHANNELS=NCCL_MAX_NCHANNELS (1-16 channels, 2 and 4 ranks, never
-    fitted on): the presets time 2-rank calls at >= 1 MiB to a median 4.5 % (NVLink and SHM), where without the
-    per-channel rate one channel kept NVLink's whole 315 GB/s busbw and NVLink's median was 55 % (SHM's 8.1 %)."""
+def _forced_channel_rows(transport):
     extra = DATA_DIR / "extra"
     files = [*sorted((extra / "probe_channels").glob("ch*_collectives.csv")),
+             *sorted((extra / "probe_channel_protocols").glob("c*_collectives.csv")),
              *sorted((extra / "probe_shm_channels").glob("*.csv")),
              *sorted((extra / "probe_host_and_channels").glob("nvlink_*_channels.csv")),
              extra / "probe_in_place" / "in_place_16_channels.csv"]
     ms = [m for f in files for m in measurements.load_csv(f)]
     assert all(m.channels for m in ms) and {m.channels for m in ms} == {1, 2, 4, 8, 16}
-    for transport, bound in (("nvlink", 0.05), ("pcie_shm", 0.05)):
-        rows, _ = fit.rows_from(ms, transport)
-        rows = [r for r in rows if r.n == 2 and r.size_bytes >= MiB]
+    rows, _ = fit.rows_from(ms, transport)
+    return [r for r in rows if r.n == 2 and r.size_bytes >= MiB]
+
+
+def test_presets_follow_calls_held_to_fewer_channels():
+    """Every committed call run under NCCL_MIN_NCHANNELS=NCCL_MAX_NCHANNELS (1-16 channels, never fitted on; 269
+    NVLink and 277 SHM 2-rank calls at >= 1 MiB): the presets time them to a median 3.8 % over NVLink and 5.1 % over
+    SHM, forced LL and LL128 over NVLink to 2.9 %. Without the per-channel rates one channel kept NVLink's whole rate
+    (315 GB/s all_reduce busbw) and the medians were 55 % and 9.9 %."""
+    for transport, bound in (("nvlink", 0.045), ("pcie_shm", 0.06)):
+        rows = _forced_channel_rows(transport)
         assert all(r.variant.endswith(f"@{r.channels}ch") for r in rows)
         err, preset = _errors(rows, PRESETS[transport])
         assert err[">=1MiB"]["median_rel_error"] <= bound, (transport, err[">=1MiB"])
-        if transport == "nvlink":       # the same rows without the measured rate: one channel runs at the links' rate
+        if transport == "nvlink":       # the same rows without the measured rates: one channel runs at the links' rate
             bare = preset.cluster(2)
             bare.model = bare.model.with_overrides(ring_channel_Bps={})
             sim = fit.simulate(rows, lambda n: bare, engine=False)
             assert fit.summarise(rows, sim)[">=1MiB"]["median_rel_error"] > 0.5
+    forced = [r for r in _forced_channel_rows("nvlink") if r.proto in ("LL", "LL128")]
+    err, _ = _errors(forced, "h200-nvlink")         # forced LL and LL128 all_reduce on 1-8 channels, 1-256 MiB
+    assert len(forced) == 40 and err[">=1MiB"]["median_rel_error"] <= 0.04
+
+
+def test_held_to_fewer_channels_nccl_picks_as_on_its_own():
+    """extra/probe_channel_protocols: under NCCL_MIN_NCHANNELS=NCCL_MAX_NCHANNELS 1, 2, 4 and 8 NCCL's topology
+    search still reported 12 channels of 30 GB/s over NVLink, and its tuner picked what it picks on its own 24
+    (all_reduce: LL up to 1 MiB, then Simple; SHM: up to 256 KiB). The simulator's tuner, deciding with the graph, picks the same on
+    every logged call (2 ranks, four operations, 8 B - 256 MiB)."""
+    from gpusim.calibration import choices
+    folder = DATA_DIR / "extra" / "probe_channel_protocols"
+    total = 0
+    for c in (1, 2, 4, 8):
+        logged = choices.load_csv(folder / f"c{c}_nccl_choices.csv")
+
+        def cluster_for(t, n):
+            cluster = presets.build(f"{PRESETS[t]}:gpus={n}")
+            cluster.model = cluster.model.with_overrides(channels=c)
+            return cluster
+        got = choices.compare(logged, cluster_for)
+        assert {t: e["agree"] for t, e in got.items()} == {t: e["calls"] for t, e in got.items()}, (c, got)
+        total += sum(e["calls"] for e in got.values())
+    assert total == 4 * 204
 
 
 def test_shm_host_memory_caps_8_gpus_and_binds_on_no_measured_call(data):

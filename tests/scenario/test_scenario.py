@@ -290,17 +290,22 @@ def test_ring_channel_override_sets_named_operations_and_keeps_the_presets_other
     """cost_model.ring_channel: one Simple ring channel's rate per operation; the preset's other operations keep
     theirs. One channel of an h200-nvlink all_reduce then runs at the given rate."""
     from gpusim.simulate import build_cluster
-    text = ("cluster: {preset: h200-nvlink, cost_model: {ring_channel: {all_reduce: 10 GB/s}, channels: 1}}\n"
+    text = ("cluster: {preset: h200-nvlink, cost_model: {ring_channel: {Simple: {all_reduce: 10 GB/s}}, channels: 1}}\n"
             "jobs: [{op: all_reduce, size: 1 GiB, algo: ring, proto: Simple}]")
     s = scenario(text)
-    assert s.clusters[0].cost_model["ring_channel_Bps"] == {"all_reduce": 10e9}
+    assert s.clusters[0].cost_model["ring_channel_Bps"] == {"Simple": {"all_reduce": 10e9}}
     _, model = build_cluster(s.clusters[0])
-    assert model.ring_channel_Bps["all_reduce"] == 10e9 and model.ring_channel_Bps["broadcast"] == 35.3e9
+    simple = model.ring_channel_Bps["Simple"]
+    assert simple["all_reduce"] == 10e9 and simple["broadcast"] == 35.3e9
+    assert model.ring_channel_Bps["LL"] == {"all_reduce": 7.2e9}
     job = simulate(s).clusters[0].jobs[0]
     assert job.metrics()["busbw_GBps"] == pytest.approx(10.0, rel=0.01)      # one channel, 4 ranks
     with pytest.raises(GpusimError) as e:
         scenario(text.replace("all_reduce: 10", "all_to_all: 10"))
-    assert e.value.path == "cluster.cost_model.ring_channel.all_to_all"
+    assert e.value.path == "cluster.cost_model.ring_channel.Simple.all_to_all"
     with pytest.raises(GpusimError) as e:
         scenario(text.replace("10 GB/s", "0 GB/s"))
-    assert e.value.path == "cluster.cost_model.ring_channel.all_reduce"
+    assert e.value.path == "cluster.cost_model.ring_channel.Simple.all_reduce"
+    with pytest.raises(GpusimError) as e:
+        scenario(text.replace("Simple:", "Simpel:"))
+    assert e.value.path == "cluster.cost_model.ring_channel.Simpel"
