@@ -1,5 +1,6 @@
 """Collective benchmark: wall seconds and peak memory to simulate a 1 GiB ring all_reduce on `switch` with
-64 / 256 / 1,024 GPUs, and two-level (8 GPUs per server, rail-optimized) with 1,024 / 4,096 GPUs.
+64 / 256 / 1,024 GPUs, the same on 4,096 GPUs with the algorithm left to the tuner (ring and tree each routed), and
+two-level (8 GPUs per server, rail-optimized) with 1,024 / 4,096 GPUs.
 
 Targets on a 2-core machine: 1,024 GPUs <= 1.5 s; 4,096 two-level <= 5 s (ASTRA-sim's analytical backend:
 8.7-14.5 s and 50.8 s on the same cases). Each case includes building the topology and routing. Wall time is
@@ -37,5 +38,6 @@ def case(label: str, spec: str, n: int, algo: str) -> None:
 if __name__ == "__main__":
     for n in (64, 256, 1024):
         case(f"switch, {n} GPUs, ring", f"switch:gpus={n},bandwidth=50GB/s,latency=500ns", n, "ring")
+    case("switch, 4096 GPUs, tuner's choice", "switch:gpus=4096,bandwidth=50GB/s,latency=500ns", 4096, "auto")
     for n in (1024, 4096):
         case(f"two-level 8x{n // 8}, hierarchical", f"dgx-h100-cluster:servers={n // 8},spines=8", n, "hierarchical")

@@ -41,6 +41,7 @@ class Router:
         self._attach: dict[str, tuple[str, Path]] = {}
         self._core_graphs: dict[bool, nx.DiGraph] = {}
         self._islands: dict[str, int] | None = None
+        self._all_up: bool | None = None
 
     # -- public -------------------------------------------------------------------------------------------
     def path(self, src: str, dst: str, key: int = 0) -> Path:
@@ -236,7 +237,11 @@ class Router:
 
     def _shortest(self, src: str, dst: str, key: int) -> Path:
         """One fewest-hop path (analytical shapes have one, or a mirror pair on even rings)."""
-        view = nx.subgraph_view(self.g, filter_edge=lambda u, v: self.g.edges[u, v].get("up", True))
+        if self._all_up is None:
+            self._all_up = all(d.get("up", True) for _, _, d in self.g.edges(data=True))
+        # the same search on the graph itself when no link is down: a filtered view costs a Python call per edge
+        view = self.g if self._all_up else \
+            nx.subgraph_view(self.g, filter_edge=lambda u, v: self.g.edges[u, v].get("up", True))
         try:
             return nx.bidirectional_shortest_path(view, src, dst)
         except nx.NetworkXNoPath:
