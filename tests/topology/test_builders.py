@@ -90,6 +90,19 @@ def test_ring_shape_routes_around_the_ring():
     assert Router(b.ring(8, 1.0, 0.0)).path("gpu0", "gpu2") == ["gpu0", "gpu1", "gpu2"]
 
 
+def test_ring_shape_goes_the_other_way_round_a_link_that_is_down():
+    """A shape's route avoids a link marked down once the router is told (invalidate), and comes back after."""
+    g = b.ring(8, 1.0, 0.0)
+    r = Router(g)
+    assert r.path("gpu0", "gpu2") == ["gpu0", "gpu1", "gpu2"]
+    g.edges["gpu1", "gpu2"]["up"] = False
+    r.invalidate()
+    assert r.path("gpu0", "gpu2") == ["gpu0", "gpu7", "gpu6", "gpu5", "gpu4", "gpu3", "gpu2"]
+    g.edges["gpu1", "gpu2"]["up"] = True
+    r.invalidate()
+    assert r.path("gpu0", "gpu2") == ["gpu0", "gpu1", "gpu2"]
+
+
 @pytest.mark.parametrize("call,field", [
     (lambda: b.cluster(servers=-2), "cluster.servers"),
     (lambda: b.cluster(fabric="torus"), "cluster.fabric"),
