@@ -236,7 +236,15 @@ class Router:
         return up[:-1] + core + down[::-1][1:]
 
     def _shortest(self, src: str, dst: str, key: int) -> Path:
-        """One fewest-hop path (analytical shapes have one, or a mirror pair on even rings)."""
+        """One fewest-hop path (analytical shapes have one, or a mirror pair on even rings). A direct link, or a
+        single node joining the two (the switch of a star), is that path; anything else is searched."""
+        g = self.g
+        if g.has_edge(src, dst) and g.edges[src, dst].get("up", True):
+            return [src, dst]
+        joins = [m for m, d in g.adj[src].items() if d.get("up", True) and m != src and g.has_edge(m, dst)
+                 and g.edges[m, dst].get("up", True)]
+        if len(joins) == 1:
+            return [src, joins[0], dst]
         if self._all_up is None:
             self._all_up = all(d.get("up", True) for _, _, d in self.g.edges(data=True))
         # the same search on the graph itself when no link is down: a filtered view costs a Python call per edge
