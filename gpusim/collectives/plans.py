@@ -22,6 +22,7 @@ over its own chunk (S/n), a phase on no link.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +52,8 @@ ALGOS_FOR = {
 P2P_OPS = ("all_to_all", "sendrecv")
 _HW_OF_TRANSPORT = {"nvlink": "nvlink", "p2p": "pci", "shm": "pci", "net": "net", "direct": "net"}
 MAX_DIRECT_PAIRS = 1_100_000
+#: Plans of at most this many flows are kept for the next identical call (a repeated job, a training loop)
+CACHED_PLAN_FLOWS = 4096
 
 
 @dataclass
@@ -68,6 +71,7 @@ class Planner:
         self.fabric = fabric
         self.model = model
         self._hw: dict[tuple[str, str], str] = {}
+        self._plans: dict[tuple, list[Phase]] = {}
 
     # -- helpers --------------------------------------------------------------------------------------------
     def hw(self, a: str, b: str) -> str:
@@ -108,7 +112,21 @@ class Planner:
              back_to_back: bool = False) -> list[Phase]:
         """Phases of one call; ``back_to_back``: of one call in a long run of identical calls, as nccl-tests times
         them, where a pipelined chain (broadcast, reduce) starts the next call once its slowest hop is free, so
-        its latency is that hop's rather than the whole chain's."""
+        its latency is that hop's rather than the whole chain's. An identical call on unchanged routes gets a copy
+        of the plan made the first time (the engine may reroute a flow it was given)."""
+        key = (op, tuple(ranks), size_bytes, algo, proto, channels, back_to_back, self.fabric.route_epoch)
+        phases = self._plans.get(key)
+        if phases is None:
+            phases = self._plan(op, ranks, size_bytes, algo, proto, channels, back_to_back)
+            if sum(len(ph.flows) for ph in phases) <= CACHED_PLAN_FLOWS:
+                if len(self._plans) >= 1024:
+                    self._plans.clear()
+                self._plans[key] = phases
+            else:
+                return phases
+        return [Phase([copy.copy(f) for f in ph.flows], ph.label) for ph in phases]
+
+    def _plan(self, op, ranks, size_bytes, algo, proto, channels, back_to_back) -> list[Phase]:
         n = len(ranks)
         if n < 2 or size_bytes == 0 and op != "sendrecv":
             return []

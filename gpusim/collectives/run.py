@@ -73,6 +73,7 @@ class Collectives:
         self.model = model.validate()
         self.planner = Planner(fabric, model)
         self._systems: dict = {}
+        self._choices: dict = {}
 
     def ranks(self, ranks) -> list[str]:
         """GPU names from rank indices (or names)."""
@@ -85,6 +86,18 @@ class Collectives:
     def choose(self, op: str, ranks: list[str], size_bytes: float, algo: str = "auto", proto: str = "auto",
                channels: int | None = None) -> Choice:
         """The (algorithm, protocol, channels) a call uses: given ones are validated, 'auto' ones chosen."""
+        if self.model.tuner == "estimate":     # times the plans on the links' current capacity: not kept
+            return self._choose(op, ranks, size_bytes, algo, proto, channels)
+        key = (op, tuple(ranks), size_bytes, algo, proto, channels)
+        hit = self._choices.get(key)
+        if hit is None:     # NCCL's tuner decides from what its topology search found once: kept per call shape
+            hit = self._choose(op, ranks, size_bytes, algo, proto, channels)
+            if len(self._choices) >= 4096:
+                self._choices.clear()
+            self._choices[key] = hit
+        return hit
+
+    def _choose(self, op, ranks, size_bytes, algo, proto, channels) -> Choice:
         if len(ranks) < 2:
             raise GpusimError("ranks", f"a collective needs at least 2 ranks, got {len(ranks)}")
         channels = self.model.channels if channels is None else channels

@@ -33,6 +33,7 @@ class Fabric:
         if not self.gpus:
             raise GpusimError("cluster", "the topology has no GPU")
         self._links_cache: dict[tuple, np.ndarray] = {}
+        self.route_epoch = 0      # counts route changes (set_link_up): plans made before one are stale
 
     def reset(self) -> None:
         """A fresh clock and an idle network on the same graph (routes stay cached)."""
@@ -109,3 +110,4 @@ class Fabric:
             self.g.edges[e]["up"] = up
         self.router.invalidate()
         self._links_cache.clear()
+        self.route_epoch += 1
