@@ -64,6 +64,13 @@ def forced_channels(env) -> str:
     return hi if lo and lo == hi and hi.isdigit() and int(hi) >= 1 else ""
 
 
+def variant_ops(algo: str, ops: str) -> list[str]:
+    """Operations a forced NCCL_ALGO/NCCL_PROTO variant runs: those asked for (``--variant-ops``), all_reduce only
+    under Tree (NCCL runs the others as rings or chains), never the point-to-point ones (NCCL_ALGO does not apply)."""
+    asked = [op for op in ops.split(",") if op and op not in ("all_to_all", "sendrecv")]
+    return ["all_reduce"] if algo.lower() == "tree" else asked
+
+
 def busbw_factor(op: str, n: int) -> float:
     """nccl-tests' bus-bandwidth factor (doc/PERFORMANCE.md)."""
     if op == "all_reduce":
@@ -381,7 +388,7 @@ def _worker(args) -> int:
         for ws in world_sizes:
             if ws > world:
                 continue
-            plan.append((algo, proto, ws, ops if algo == "default" else ["all_reduce"]))
+            plan.append((algo, proto, ws, ops if algo == "default" else variant_ops(algo, args.variant_ops)))
 
     for algo, proto, ws, plan_ops in plan:
         if stopped:
@@ -817,6 +824,9 @@ def main(argv=None) -> int:
                    help="TRANSPORT=SIZE: largest size on that transport (repeatable), e.g. socket=1GiB")
     p.add_argument("--variants", default="all",
                    help="all_reduce NCCL_ALGO/NCCL_PROTO pairs to force, e.g. Ring/LL,Tree/Simple; 'all' or 'none'")
+    p.add_argument("--variant-ops", default="all_reduce",
+                   help="operations the forced variants run (Ring ones; Tree is all_reduce's only), e.g. "
+                        "all_reduce,all_gather,broadcast")
     p.add_argument("--variant-transports", default="nvlink,pcie_shm")
     p.add_argument("--variant-max-bytes", default="", help="largest size for the forced variants (default: same)")
     p.add_argument("--launch", default="eager", choices=["eager", "nccl_api"],
@@ -902,6 +912,9 @@ def _drive(args, parser) -> int:
             a, _, pr = v.partition("/")
             if a not in ALGOS or pr not in PROTOS:
                 parser.error(f"--variants {v}: use ALGO/PROTO with ALGO in {ALGOS} and PROTO in {PROTOS}")
+    for op in args.variant_ops.split(","):
+        if op not in OPS[:4]:
+            parser.error(f"--variant-ops {op}: use operations NCCL_ALGO/NCCL_PROTO apply to: {', '.join(OPS[:4])}")
     if args.launch == "nccl_api" and args.dry_cpu:
         parser.error("--launch nccl_api needs GPUs: drop --dry-cpu")
     sizes = ([parse_size(s) for s in args.sizes.split(",")] if args.sizes
@@ -956,6 +969,7 @@ def _drive(args, parser) -> int:
                      "--world-sizes", args.world_sizes, "--ops", args.ops,
                      "--sizes", ",".join(str(s) for s in sizes), "--max-bytes", str(cap),
                      "--variants", ",".join(vs), "--variant-max-bytes", args.variant_max_bytes,
+                     "--variant-ops", args.variant_ops,
                      "--graph-max-bytes", args.graph_max_bytes, "--graph-max-iters", str(args.graph_max_iters),
                      "--trials", str(args.trials), "--warmup", str(args.warmup),
                      "--target-ms", str(args.target_ms), "--min-iters", str(args.min_iters),

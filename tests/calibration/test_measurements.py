@@ -332,6 +332,9 @@ def test_harness_writes_the_schema_the_loader_reads():
     assert collect.forced_channels(both) == "8" and collect.forced_channels({}) == ""
     assert collect.forced_channels({**both, "NCCL_MIN_NCHANNELS": "4"}) == ""    # a range fixes no count
     assert collect.forced_channels({"NCCL_MAX_NCHANNELS": "8"}) == ""
+    assert collect.variant_ops("Ring", "all_reduce,all_gather,broadcast") == ["all_reduce", "all_gather", "broadcast"]
+    assert collect.variant_ops("Tree", "all_reduce,all_gather") == ["all_reduce"]
+    assert collect.OPS[:4] == ("all_reduce", "all_gather", "reduce_scatter", "broadcast")
 
 
 # -- runs 2 and 3: repeatability, a third world size, alignment --------------------------------------------------
