@@ -43,8 +43,8 @@ def repeated(calls: int = 3000) -> None:
     t0 = time.perf_counter()
     job = simulate(s).clusters[0].jobs[0]
     wall = time.perf_counter() - t0
-    print(f"{'dgx-h100, 64 MiB all_reduce x ' + str(calls):<34} wall {wall:6.2f} s ({wall / calls * 1e6:6.0f} us a call)"
-          f"  simulated {job.end_s * 1e3:8.2f} ms")
+    label = f"dgx-h100, 64 MiB all_reduce x {calls}"
+    print(f"{label:<34} wall {wall:6.2f} s ({wall / calls * 1e6:6.0f} us a call)  simulated {job.end_s * 1e3:8.2f} ms")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """How well the measurements reproduce themselves: the yardstick for the model's error.
 
-A point (transport, world size, operation, forced variant and channels, size, launched by the host or replayed from a CUDA graph)
-measured in several runs (measurement files:
-separate machine starts) is predicted for each run by the mean time of the other runs, and the relative error
-|t_others - t_run| / t_run is summarised per size band exactly as the model's error is (:func:`fit.summarise`).
+A point (transport, world size, operation, forced variant and channels, size, launched by the host or replayed from
+a CUDA graph) measured in several runs (measurement files: separate machine starts) is predicted for each run by the
+mean time of the other runs, and the relative error |t_others - t_run| / t_run is summarised per size band exactly as
+the model's error is (:func:`fit.summarise`).
 It says how well a second measurement of the same calls on the same hardware predicts them: where the model's
 error is near it, the data cannot tell a better model from this one (docs/validation.md gives the H200 figures).
 """

@@ -87,7 +87,7 @@ _NCCL_ALGO_NAME = {"ring": "Ring", "tree": "Tree", "nvls": "NVLS", "hierarchical
 
 def _measured_error_lines(provenance: dict, op: str, algo: str, proto: str, channels, n: int) -> list[str]:
     """How far a calibrated preset was from measured NCCL on this call (op, forced variant, ranks), from the error
-    table ``gpusim calibrate`` wrote into its provenance; what was not measured, said as such. None for a preset
+    table ``gpusim calibrate`` wrote into its provenance; what was not measured, said as such. Nothing for a preset
     that was not calibrated."""
     if not provenance.get("errors"):
         return []
@@ -100,9 +100,9 @@ def _measured_error_lines(provenance: dict, op: str, algo: str, proto: str, chan
     if err:
         def pct(band, key):
             return f"{err[band][key] * 100:.1f} %" if band in err else "-"
-        return [f"# measured error of this preset on {n}-rank {op} ({'NCCL' + chr(39) + 's choice' if variant == 'default' else variant}): "
-                f"median {pct('<1MiB', 'median')} below 1 MiB, {pct('>=1MiB', 'median')} from "
-                f"1 MiB (p90 {pct('<1MiB', 'p90')}, {pct('>=1MiB', 'p90')})"]
+        label = "NCCL's choice" if variant == "default" else variant
+        return [f"# measured error of this preset on {n}-rank {op} ({label}): median {pct('<1MiB', 'median')} below "
+                f"1 MiB, {pct('>=1MiB', 'median')} from 1 MiB (p90 {pct('<1MiB', 'p90')}, {pct('>=1MiB', 'p90')})"]
     if n not in measured:
         where = f"{op} was measured on {', '.join(map(str, measured))} ranks" if measured else f"{op} was not measured"
         return [f"# not measured: {where}; {n} ranks are extrapolated from the fitted rates"]
