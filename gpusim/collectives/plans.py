@@ -11,7 +11,8 @@ its latency is the pipeline's fill: ``steps x per-hop latency``. Uncontended thi
 
 with payload divided by the protocol's wire efficiency, and each channel's rate capped by its protocol (NCCL's LL,
 LL128 and Tree caps; a ring channel's measured rate, ``CostModel.ring_channel_Bps``). Tree all_reduce follows
-NCCL: a chain inside each server and a double binary tree across servers, reduce and broadcast pipelined (every tree edge carries S/2 each way).
+NCCL: a chain inside each server and a double binary tree across servers, reduce and broadcast pipelined (every
+tree edge carries S/2 each way).
 Hierarchical two-level: reduce-scatter inside servers, all-reduce across servers per rail, all-gather inside.
 NVLS: every GPU sends S into the NVSwitch and receives S back (in-switch reduction and multicast).
 all_to_all is direct (every pair at once); sendrecv is nccl-tests' ring shift. Both are NCCL point-to-point
