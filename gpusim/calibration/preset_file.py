@@ -88,7 +88,7 @@ def _string(choices):
 def _keyed(v, path: str, keys, what: str, example: str, value) -> dict:
     """A non-empty mapping whose keys are among ``keys`` (each a ``what``), each value parsed by ``value``."""
     if not isinstance(v, dict) or not v:
-        raise GpusimError(path, f"expected a mapping of {what} to number, e.g. {example}, got {v!r}")
+        raise GpusimError(path, f"expected a mapping of {what} to value, e.g. {example}, got {v!r}")
     for k in v:
         if k not in keys:
             raise unknown(f"{path}.{k}", k, keys, what)
@@ -117,8 +117,9 @@ def _own_chunk(v, path: str) -> dict:
                   lambda x, p: units.bandwidth(x, p, allow_zero=False))
 
 
-def _ring_channel(v, path: str) -> dict:
-    """Payload rates of one ring channel: a mapping protocol -> operation -> bandwidth with a unit."""
+def ring_channel_rates(v, path: str) -> dict:
+    """Payload rates of one ring channel: a mapping protocol -> operation -> bandwidth with a unit (the
+    ``ring_channel`` of a preset file or of a scenario's cost_model)."""
     def per_op(x, p):
         return _keyed(x, p, RING_OPS, "operation", "{all_reduce: 20.9 GB/s}",
                       lambda r, q: units.bandwidth(r, q, allow_zero=False))
@@ -155,7 +156,7 @@ _MODEL_FIELDS = {
     "payload_efficiency": ("payload_efficiency", _efficiencies, _write_scale),
     "op_bandwidth_scale": ("op_bandwidth_scale", _op_scales, _write_scale),
     "own_chunk": ("own_chunk_Bps", _own_chunk, lambda x: {k: f"{v / 1e9:.6g} GB/s" for k, v in x.items()}),
-    "ring_channel": ("ring_channel_Bps", _ring_channel,
+    "ring_channel": ("ring_channel_Bps", ring_channel_rates,
                      lambda x: {p: {k: f"{v / 1e9:.6g} GB/s" for k, v in ops.items()} for p, ops in x.items()}),
     "p2p_channels": ("p2p_channels", lambda v, p: _int(v, p, 1, 64), int),
     "p2p_channels_per_peer": ("p2p_channels_per_peer", lambda v, p: _int(v, p, 1, 64), int),

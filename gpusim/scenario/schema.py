@@ -196,17 +196,8 @@ def _cluster(spec, label: str, path: str) -> ClusterSpec:
         elif key == "channels":
             cost["channels"] = F.integer(value, kp, low=1, high=64)
         elif key == "ring_channel":
-            from gpusim import units
-            from gpusim.collectives.cost_model import PROTOCOLS, RING_OPS
-            cost["ring_channel_Bps"] = {}
-            for proto, per_op in F.mapping(value, kp).items():
-                if proto not in PROTOCOLS:
-                    raise unknown(f"{kp}.{proto}", proto, PROTOCOLS, "protocol")
-                rates = cost["ring_channel_Bps"][proto] = {}
-                for op, rate in F.mapping(per_op, f"{kp}.{proto}").items():
-                    if op not in RING_OPS:
-                        raise unknown(f"{kp}.{proto}.{op}", op, RING_OPS, "operation run as a ring")
-                    rates[op] = units.bandwidth(rate, f"{kp}.{proto}.{op}", allow_zero=False)
+            from gpusim.calibration.preset_file import ring_channel_rates
+            cost["ring_channel_Bps"] = ring_channel_rates(value, kp)
         elif key in ("step_latency_scale", "base_latency_scale"):
             cost[key] = F.number(value, kp, low=0)
         elif key == "tuner":
