@@ -86,9 +86,11 @@ class Collectives:
     def choose(self, op: str, ranks: list[str], size_bytes: float, algo: str = "auto", proto: str = "auto",
                channels: int | None = None) -> Choice:
         """The (algorithm, protocol, channels) a call uses: given ones are validated, 'auto' ones chosen."""
-        if self.model.tuner == "estimate":     # times the plans on the links' current capacity: not kept
-            return self._choose(op, ranks, size_bytes, algo, proto, channels)
         key = (op, tuple(ranks), size_bytes, algo, proto, channels)
+        if self.model.tuner == "estimate" or not _hashable(key):
+            # the estimate tuner times the plans on the links' current capacity, so its choice is not kept (and a
+            # malformed argument goes straight to the checks that name it)
+            return self._choose(op, ranks, size_bytes, algo, proto, channels)
         hit = self._choices.get(key)
         if hit is None:     # NCCL's tuner decides from what its topology search found once: kept per call shape
             hit = self._choose(op, ranks, size_bytes, algo, proto, channels)
@@ -212,6 +214,14 @@ class Collectives:
         if env.now - start < self.model.launch_floor_s:     # the host has not issued the next call yet
             yield env.timeout(self.model.launch_floor_s - (env.now - start))
         return CollectiveResult(op, len(names), size_bytes, choice.algo, choice.proto, choice.channels, start, env.now, label)
+
+
+def _hashable(key: tuple) -> bool:
+    try:
+        hash(key)
+    except TypeError:
+        return False
+    return True
 
 
 def _phase_time(phase: Phase, capacity: np.ndarray) -> float:

@@ -241,3 +241,13 @@ def test_an_identical_call_reuses_its_plan_as_fresh_flows_until_routes_change():
         proc = fresh.env.process(coll.collective("all_reduce", range(16), 1 << 30))
         fresh.env.run()
         assert proc.value.time_s == pytest.approx(t_first, rel=1e-12)
+
+
+@pytest.mark.parametrize("channels", [[1], "4", 0, 65])
+def test_a_malformed_channel_count_is_named_even_when_choices_are_kept(channels):
+    """Choices are kept per call shape; an argument that cannot be a key (a list) still reaches the check that names
+    it, as do out-of-range ones."""
+    cluster = presets.build("dgx-h100")
+    coll = Collectives(Fabric(cluster.graph), cluster.model)
+    with pytest.raises(GpusimError, match=r"^channels: expected an integer 1\.\.64"):
+        coll.choose("all_reduce", coll.ranks(range(8)), 1024, channels=channels)
