@@ -141,7 +141,9 @@ def _run_cluster(scenario: Scenario, spec: ClusterSpec) -> ClusterResult:
     fabric.net.advance()        # flows cut off by the limit count what they moved
     stalled = fabric.net.stalled
     jobs = []
-    for r in records:
+    for job, r in zip(scenario.jobs, records):
+        if job.type == "collective" and cluster.provenance.get("errors") and r.detail:
+            r.detail["measured_error"] = _measured_error(cluster, spec, job, r)
         status = "done" if r.finished else ("stalled" if stalled else "timeout")
         its = [b - a for a, b in r.iterations]
         jobs.append(JobResult(r.name, r.type, status, r.size_bytes, r.n_ranks,
@@ -150,6 +152,18 @@ def _run_cluster(scenario: Scenario, spec: ClusterSpec) -> ClusterResult:
     links = _busiest(fabric, fabric.net.capacity_seconds)
     extra = weather_report(span) if weather_report else {}
     return ClusterResult(spec.label, spec.preset, summary(cluster.graph), jobs, span, links, extra)
+
+
+def _measured_error(cluster, spec: ClusterSpec, job, record) -> dict | str:
+    """A calibrated preset's error on the measured calls like this job's (op, forced variant and channels, ranks,
+    size band), from its provenance; 'not measured' where its data had none."""
+    from gpusim.calibration.preset_file import measured_error, measured_variant
+    channels = job.raw.get("channels") or spec.cost_model.get("channels")
+    variant = measured_variant(job.raw["algo"], job.raw["proto"],
+                               None if channels in (None, cluster.model.channels) else channels)
+    band = "<1MiB" if record.size_bytes < 1 << 20 else ">=1MiB"
+    err = measured_error(cluster.provenance, record.detail["op"], variant, record.n_ranks).get(band) if variant else None
+    return {k: err[k] for k in ("median", "p90", "bias", "rows")} if err else "not measured"
 
 
 def _run_jobs(env, done, limit_s: float | None) -> float:

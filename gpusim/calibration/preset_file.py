@@ -425,6 +425,19 @@ def load_calibrated(path: str | Path, raw_params: dict, field_path: str = "clust
     return preset.cluster(n, spec)
 
 
+_NCCL_ALGO_NAME = {"ring": "Ring", "tree": "Tree", "nvls": "NVLS", "hierarchical": "Ring"}
+
+
+def measured_variant(algo: str, proto: str, channels: int | None = None) -> str | None:
+    """The variant a measured row of this call has: ``default`` (NCCL's choice), ``Ring/LL`` (both forced, as
+    NCCL_ALGO/NCCL_PROTO), with ``@<n>ch`` where the channels were held; None when only one of the two is forced
+    (no measurement is labelled so)."""
+    if "auto" in (algo, proto) and (algo, proto) != ("auto", "auto"):
+        return None
+    variant = "default" if algo == "auto" else f"{_NCCL_ALGO_NAME.get(algo, algo)}/{proto}"
+    return variant + (f"@{channels}ch" if channels is not None else "")
+
+
 def measured_error(provenance: dict, op: str, variant: str, ranks: int) -> dict:
     """The preset's error on the measured calls of ``op`` and ``variant`` ('default': NCCL's choice; 'Ring/LL' ...)
     on ``ranks`` ranks, per size band (``<1MiB``, ``>=1MiB``): median and p90 of |t_sim - t_meas| / t_meas and the

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from gpusim import presets, units
-from gpusim.calibration.preset_file import measured_error
+from gpusim.calibration.preset_file import measured_error, measured_variant
 from gpusim.collectives.run import normalise_op
 from gpusim.collectives.sweep import sizes, sweep
 from gpusim.engine.fabric import Fabric
@@ -82,19 +82,13 @@ def run(args) -> int:
     return 0
 
 
-_NCCL_ALGO_NAME = {"ring": "Ring", "tree": "Tree", "nvls": "NVLS", "hierarchical": "Ring"}
-
-
 def _measured_error_lines(provenance: dict, op: str, algo: str, proto: str, channels, n: int) -> list[str]:
     """How far a calibrated preset was from measured NCCL on this call (op, forced variant, ranks), from the error
     table ``gpusim calibrate`` wrote into its provenance; what was not measured, said as such. Nothing for a preset
     that was not calibrated."""
     if not provenance.get("errors"):
         return []
-    variant = "default" if algo == proto == "auto" else \
-        f"{_NCCL_ALGO_NAME.get(algo, algo)}/{proto}" if "auto" not in (algo, proto) else None
-    if variant and channels is not None:
-        variant += f"@{channels}ch"
+    variant = measured_variant(algo, proto, channels)
     measured = sorted({e["ranks"] for e in provenance["errors"] if e.get("op") == op})
     err = measured_error(provenance, op, variant, n) if variant else {}
     if err:

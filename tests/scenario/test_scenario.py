@@ -309,3 +309,24 @@ def test_ring_channel_override_sets_named_operations_and_keeps_the_presets_other
     with pytest.raises(GpusimError) as e:
         scenario(text.replace("Simple:", "Simpel:"))
     assert e.value.path == "cluster.cost_model.ring_channel.Simpel"
+
+
+def test_a_collective_job_on_a_calibrated_preset_carries_its_measured_error():
+    """results.json: a collective job on a calibrated preset carries the preset's error on measured calls like it
+    (op, forced variant, ranks, size band, from the preset's provenance); 'not measured' for a channel count the data
+    never held; nothing on a stock preset."""
+    from gpusim import presets
+    from gpusim.calibration.preset_file import measured_error, read
+    s = scenario("clusters: {nv: h200-nvlink, stock: 'hgx-h200:gpus=4'}\n"
+                 "jobs: [{name: big, op: all_reduce, size: 256 MiB, ranks: '0-3'},\n"
+                 "       {name: forced, op: all_reduce, size: 4 MiB, algo: tree, proto: LL128, ranks: '0-3'},\n"
+                 "       {name: eight, op: broadcast, size: 1 MiB, ranks: '0-1', channels: 8}]")
+    nv, stock = simulate(s).clusters
+    prov = read(presets.calibrated()["h200-nvlink"]).provenance
+    got = {j.name: j.metrics().get("measured_error") for j in nv.jobs}
+    want_big = measured_error(prov, "all_reduce", "default", 4)[">=1MiB"]
+    want_forced = measured_error(prov, "all_reduce", "Tree/LL128", 4)[">=1MiB"]
+    assert got["big"] == {k: want_big[k] for k in ("median", "p90", "bias", "rows")}
+    assert got["forced"]["median"] == want_forced["median"] != got["big"]["median"]
+    assert got["eight"] == "not measured"
+    assert all("measured_error" not in j.metrics() for j in stock.jobs)
