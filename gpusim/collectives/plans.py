@@ -53,8 +53,8 @@ ALGOS_FOR = {
 P2P_OPS = ("all_to_all", "sendrecv")
 _HW_OF_TRANSPORT = {"nvlink": "nvlink", "p2p": "pci", "shm": "pci", "net": "net", "direct": "net"}
 MAX_DIRECT_PAIRS = 1_100_000
-#: Plans of at most this many flows are kept for the next identical call (a repeated job, a training loop)
-CACHED_PLAN_FLOWS = 4096
+#: Plans are kept for the next identical call (a repeated job, a training loop), up to this many flows in all
+CACHED_PLAN_FLOWS = 65536
 
 
 @dataclass
@@ -73,6 +73,7 @@ class Planner:
         self.model = model
         self._hw: dict[tuple[str, str], str] = {}
         self._plans: dict[tuple, list[Phase]] = {}
+        self._cached_flows = 0
 
     # -- helpers --------------------------------------------------------------------------------------------
     def hw(self, a: str, b: str) -> str:
@@ -119,12 +120,14 @@ class Planner:
         phases = self._plans.get(key)
         if phases is None:
             phases = self._plan(op, ranks, size_bytes, algo, proto, channels, back_to_back)
-            if sum(len(ph.flows) for ph in phases) <= CACHED_PLAN_FLOWS:
-                if len(self._plans) >= 1024:
-                    self._plans.clear()
-                self._plans[key] = phases
-            else:
+            flows = sum(len(ph.flows) for ph in phases)
+            if flows > CACHED_PLAN_FLOWS:
                 return phases
+            if self._cached_flows + flows > CACHED_PLAN_FLOWS:     # start over rather than grow without bound
+                self._plans.clear()
+                self._cached_flows = 0
+            self._plans[key] = phases
+            self._cached_flows += flows
         return [Phase([copy.copy(f) for f in ph.flows], ph.label) for ph in phases]
 
     def _plan(self, op, ranks, size_bytes, algo, proto, channels, back_to_back) -> list[Phase]:

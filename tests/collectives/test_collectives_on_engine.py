@@ -251,3 +251,17 @@ def test_a_malformed_channel_count_is_named_even_when_choices_are_kept(channels)
     coll = Collectives(Fabric(cluster.graph), cluster.model)
     with pytest.raises(GpusimError, match=r"^channels: expected an integer 1\.\.64"):
         coll.choose("all_reduce", coll.ranks(range(8)), 1024, channels=channels)
+
+
+def test_kept_plans_stay_within_their_flow_budget():
+    """Plans are kept per call shape up to CACHED_PLAN_FLOWS flows in all: many distinct sizes do not grow it
+    without bound, and the last plan made is kept."""
+    from gpusim.collectives import plans
+    coll = Collectives(Fabric(b.switch(32, 50e9, 1e-6)), CostModel.ideal())
+    ranks = coll.ranks(range(32))
+    made = 0
+    for k in range(100):
+        made += len(coll.planner.plan("all_to_all", ranks, 32 * (k + 1), "direct", "Simple", 1)[0].flows)
+        assert coll.planner._cached_flows <= plans.CACHED_PLAN_FLOWS
+    assert made == 100 * 32 * 31 > plans.CACHED_PLAN_FLOWS
+    assert ("all_to_all", tuple(ranks), 32 * 100, "direct", "Simple", 1, False, 0) in coll.planner._plans
