@@ -125,9 +125,13 @@ class Collectives:
             algo, proto = got
         return Choice(algo, proto, channels)
 
-    def nccl_system(self, ranks: list[str], channels: int) -> nm.NcclSystem:
-        """What NCCL's topology search would report for these ranks on this fabric."""
-        key = (tuple(ranks), channels)
+    def nccl_system(self, ranks: list[str]) -> nm.NcclSystem:
+        """What NCCL's topology search would report for these ranks on this fabric, on the model's channels: its
+        tuner decides with that whatever NCCL_MIN/MAX_NCHANNELS then hold a call to (on 1, 2, 4 and 8 forced
+        channels it switched from LL to Simple at 2 MiB over NVLink and 512 KiB over SHM, as on its own 24 and 4;
+        validation/data/h200/extra/probe_channel_protocols)."""
+        channels = self.model.channels
+        key = tuple(ranks)
         hit = self._systems.get(key)
         if hit:
             return hit
@@ -157,10 +161,7 @@ class Collectives:
         return system
 
     def _nccl_choice(self, op, ranks, size_bytes, algo, proto) -> tuple[str, str]:
-        # NCCL's tuner decides with what its topology search found, whatever NCCL_MIN/MAX_NCHANNELS then hold the
-        # call to: on 1, 2, 4 and 8 forced channels it switched from LL to Simple at 2 MiB over NVLink and 512 KiB
-        # over SHM, as on its own 24 and 4 (validation/data/h200/extra/probe_channel_protocols)
-        system = self.nccl_system(ranks, self.model.channels)
+        system = self.nccl_system(ranks)
         algos = [nm.Algo.RING, nm.Algo.TREE] + ([nm.Algo.NVLS] if system.nvls else [])
         if algo != "auto":
             algos = [{"ring": nm.Algo.RING, "tree": nm.Algo.TREE, "hierarchical": nm.Algo.RING}[algo]]

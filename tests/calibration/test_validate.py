@@ -378,7 +378,7 @@ def test_tuner_reproduces_nccls_logged_tuning_tables():
     for (transport, n), logged in tables.items():
         cluster = presets.build(f"{PRESETS[transport]}:gpus={n}")
         coll = Collectives(Fabric(cluster.graph), cluster.model)
-        ours = nm.tuning_table(coll.nccl_system(coll.ranks(range(n)), cluster.model.channels))
+        ours = nm.tuning_table(coll.nccl_system(coll.ranks(range(n))))
         for (op, algo, proto), (lat, bw) in logged.items():
             if proto not in cluster.model.allowed_protocols or bw == 0:
                 continue

@@ -47,7 +47,7 @@ def test_auto_choice_follows_nccl_model_with_size():
     fabric = Fabric(c.graph)
     coll = Collectives(fabric, c.model)
     ranks = coll.ranks(range(8))
-    system = coll.nccl_system(ranks, c.model.channels)
+    system = coll.nccl_system(ranks)
     seen = []
     for size in [2**k for k in range(3, 31, 3)]:
         ch = coll.choose("all_reduce", ranks, size)
@@ -66,7 +66,7 @@ def test_forced_protocol_runs_where_nccl_leaves_it_off_by_default():
     coll = Collectives(fabric, c.model)
     ranks = coll.ranks(range(4))
     assert coll.choose("all_reduce", ranks, 1 << 20).proto != "LL128"
-    forced_on = replace(coll.nccl_system(ranks, c.model.channels), ll128=True)
+    forced_on = replace(coll.nccl_system(ranks), ll128=True)
     for size in (1 << 10, 1 << 20, 1 << 30):
         ch = coll.choose("all_reduce", ranks, size, proto="LL128")
         ref = nm.choose("all_reduce", size, forced_on, algos=[nm.Algo.RING, nm.Algo.TREE], protos=["LL128"])
