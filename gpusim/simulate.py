@@ -159,8 +159,7 @@ def _measured_error(cluster, spec: ClusterSpec, job, record) -> dict | str:
     size band), from its provenance; 'not measured' where its data had none."""
     from gpusim.calibration.preset_file import measured_error, measured_variant
     channels = job.raw.get("channels") or spec.cost_model.get("channels")
-    variant = measured_variant(job.raw["algo"], job.raw["proto"],
-                               None if channels in (None, cluster.model.channels) else channels)
+    variant = measured_variant(job.raw["algo"], job.raw["proto"], channels, cluster.model.channels)
     band = "<1MiB" if record.size_bytes < 1 << 20 else ">=1MiB"
     err = measured_error(cluster.provenance, record.detail["op"], variant, record.n_ranks).get(band) if variant else None
     return {k: err[k] for k in ("median", "p90", "bias", "rows")} if err else "not measured"

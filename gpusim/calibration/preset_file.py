@@ -428,14 +428,14 @@ def load_calibrated(path: str | Path, raw_params: dict, field_path: str = "clust
 _NCCL_ALGO_NAME = {"ring": "Ring", "tree": "Tree", "nvls": "NVLS", "hierarchical": "Ring"}
 
 
-def measured_variant(algo: str, proto: str, channels: int | None = None) -> str | None:
+def measured_variant(algo: str, proto: str, channels: int | None = None, own_channels: int | None = None) -> str | None:
     """The variant a measured row of this call has: ``default`` (NCCL's choice), ``Ring/LL`` (both forced, as
-    NCCL_ALGO/NCCL_PROTO), with ``@<n>ch`` where the channels were held; None when only one of the two is forced
-    (no measurement is labelled so)."""
+    NCCL_ALGO/NCCL_PROTO), with ``@<n>ch`` where the channels were held to another count than the preset's own;
+    None when only one of the two is forced (no measurement is labelled so)."""
     if "auto" in (algo, proto) and (algo, proto) != ("auto", "auto"):
         return None
     variant = "default" if algo == "auto" else f"{_NCCL_ALGO_NAME.get(algo, algo)}/{proto}"
-    return variant + (f"@{channels}ch" if channels is not None else "")
+    return variant + (f"@{channels}ch" if channels not in (None, own_channels) else "")
 
 
 def measured_error(provenance: dict, op: str, variant: str, ranks: int) -> dict:

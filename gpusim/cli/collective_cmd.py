@@ -64,8 +64,8 @@ def run(args) -> int:
     else:
         print(f"# gpusim collective: {rows[0].result.op if rows else args.op} on {cluster.spec}, {n} ranks "
               f"(simulated; nccl-tests columns, GB/s = 1e9 B/s)")
-        for line in _measured_error_lines(cluster.provenance, normalise_op(args.op), args.algo, args.proto,
-                                          args.channels, n):
+        variant = measured_variant(args.algo, args.proto, args.channels, cluster.model.channels)
+        for line in _measured_error_lines(cluster.provenance, normalise_op(args.op), variant, args, n):
             print(line)
         print(f"#{'size':>11}  {'count':>12}  {'type':>8}  {'redop':>6}  {'root':>6}  {'time':>9}  {'algbw':>7}  "
               f"{'busbw':>7}  {'algo':>12}  {'proto':>6}")
@@ -82,13 +82,12 @@ def run(args) -> int:
     return 0
 
 
-def _measured_error_lines(provenance: dict, op: str, algo: str, proto: str, channels, n: int) -> list[str]:
+def _measured_error_lines(provenance: dict, op: str, variant: str | None, args, n: int) -> list[str]:
     """How far a calibrated preset was from measured NCCL on this call (op, forced variant, ranks), from the error
     table ``gpusim calibrate`` wrote into its provenance; what was not measured, said as such. Nothing for a preset
     that was not calibrated."""
     if not provenance.get("errors"):
         return []
-    variant = measured_variant(algo, proto, channels)
     measured = sorted({e["ranks"] for e in provenance["errors"] if e.get("op") == op})
     err = measured_error(provenance, op, variant, n) if variant else {}
     if err:
@@ -100,5 +99,5 @@ def _measured_error_lines(provenance: dict, op: str, algo: str, proto: str, chan
     if n not in measured:
         where = f"{op} was measured on {', '.join(map(str, measured))} ranks" if measured else f"{op} was not measured"
         return [f"# not measured: {where}; {n} ranks are extrapolated from the fitted rates"]
-    return [f"# not measured: {op} with {'algo ' + algo + ', proto ' + proto if variant is None else variant} on "
+    return [f"# not measured: {op} with {variant or f'algo {args.algo}, proto {args.proto}'} on "
             f"{n} ranks; the preset's error is known for NCCL's choice and the variants its data forced"]

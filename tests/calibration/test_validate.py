@@ -476,6 +476,11 @@ def test_preset_records_its_error_per_call_and_the_collective_command_quotes_it(
     assert "not measured: all_reduce was measured on 2, 3, 4 ranks; 8 ranks are extrapolated" in text
     _, text = _run([*head, "--cluster", "h200-nvlink", "--proto", "LL"])
     assert "not measured: all_reduce with algo auto, proto LL on 4 ranks" in text
+    _, own = _run([*head, "--cluster", "h200-nvlink", "--channels", "24"])    # the preset's own channel count
+    _, plain = _run([*head, "--cluster", "h200-nvlink"])
+    assert "measured error of this preset on 4-rank all_reduce (NCCL's choice)" in own and own == plain
+    _, text = _run([*head, "--cluster", "h200-nvlink", "--channels", "8"])
+    assert "not measured: all_reduce with default@8ch on 4 ranks" in text
     _, text = _run([*head, "--cluster", "hgx-h200"])
     assert "measured" not in text
 
