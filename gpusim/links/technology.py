@@ -3,7 +3,7 @@
 A link's *capacity* as the engine sees it is ``bandwidth_Bps * efficiency``: the payload rate one direction can
 sustain once framing and protocol overhead are paid. Latency is per traversal of the link (serialisation of the
 first bytes, propagation, and the port of the device it enters). Figures and their sources are in
-``../shared/reference/physics.md`` (§3); calibrated presets replace these defaults with fitted values.
+``docs/physics.md`` (§3); calibrated presets replace these defaults with fitted values.
 """
 from __future__ import annotations
 

@@ -240,7 +240,7 @@ def test_shm_host_memory_caps_8_gpus_and_binds_on_no_measured_call(data):
 
 
 def test_nvlink_preset_carries_to_8_gpus_within_its_own_error_of_published_busbw():
-    """No 8-GPU machine was lent; the published 8 x H100 ring all_reduce (the same 18 NVLink4 links a GPU, NVLS off)
+    """No 8-GPU machine was measured; the published 8 x H100 ring all_reduce (the same 18 NVLink4 links a GPU, NVLS off)
     reaches 368.76 GB/s busbw (physics.md 3.2, nccl-tests #309). h200-nvlink extrapolated to 8 ranks lands within
     its measured 4-rank error at 4 GiB (8.4 % slow), and, as measured from 2 to 4 ranks, busbw grows with ranks."""
     from gpusim.collectives.run import measure
