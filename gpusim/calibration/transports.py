@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from gpusim.calibration.preset_file import CalibratedPreset
-from gpusim.collectives.cost_model import PAYLOAD_EFFICIENCY, PROTOCOLS, own_chunk_rates
+from gpusim.collectives.cost_model import H200_NVLINK_RING_CHANNEL_Bps, PAYLOAD_EFFICIENCY, PROTOCOLS, own_chunk_rates
 from gpusim.errors import GpusimError, unknown
 
 #: Cost-model fields that map a protocol or an operation to a number; a parameter ``<field>.<key>`` is one entry.
@@ -86,21 +86,11 @@ H200_OWN_COPY_Bps = 3.3e12
 # moves ~19 GB/s (2 ranks, 256 MiB: 303 GB/s busbw on 16 channels; 4 ranks, 16-128 MiB: 135-161 GB/s on 8). Over
 # SHM a send to one of 3 or 4 peers gets 1 channel up to 4 MiB; over sockets 2 channels never bind (not fitted).
 P2P_CHANNEL = Param("p2p_channel_Bps", 20e9, 1e9, 1e13, "GB/s")
-# One channel of a ring or chain is one thread block a GPU, and it has a rate of its own. Simple: on 2 H200 forced to
-# NCCL_MIN_NCHANNELS=NCCL_MAX_NCHANNELS=1, 2, 4 and 8, busbw at 1 GiB grew in proportion to the channels, from
-# all_reduce 20.9, all_gather 15.2 and broadcast 35.3 GB/s on one channel over NVLink and 14.0, 14.3 and 34.8 over
-# SHM (validation/data/h200/extra/probe_channels, 1-channel rows); reduce_scatter, not measured, takes all_reduce's
-# (its steps are all_reduce's first half). LL and LL128: NCCL caps LL's total (141 GB/s on Hopper inside a node,
-# shared by the channels) and LL128's channels above what one reached, so one channel would keep the links' rate;
-# forced all_reduce grew in proportion to 1-8 channels too (extra/probe_channel_protocols): one channel's busbw with
-# LL at 16 MiB (the largest size before LL's rate falls, to 5.2 GB/s at 64 MiB over NVLink on every channel count;
-# NCCL runs LL below 2 MiB) and with LL128 at 256 MiB, 7.20 and 16.0 GB/s over NVLink, 2.63 and 9.39 over SHM.
-# Measured on all_reduce only, so the other operations keep NCCL's LL and LL128 caps (a broadcast runs one way, and
-# with Simple one channel of it moved 1.7x all_reduce's). Not fitted: on NCCL's own 24 and 4 channels the links
-# and the protocols' efficiencies bind first. Measured on 2 ranks and assumed the same on more.
-H200_NVLINK_RING_CHANNEL_Bps = {
-    "Simple": {"all_reduce": 20.9e9, "all_gather": 15.2e9, "reduce_scatter": 20.9e9, "broadcast": 35.3e9},
-    "LL": {"all_reduce": 7.20e9}, "LL128": {"all_reduce": 16.0e9}}
+# One channel of a ring or chain is one thread block a GPU, and it has a rate of its own: over NVLink the measured
+# rates are cost_model.H200_NVLINK_RING_CHANNEL_Bps (where the measurement is described). Over SHM, the same probes
+# (validation/data/h200/extra/probe_channels and probe_channel_protocols, 1-channel rows) gave Simple all_reduce 14.0,
+# all_gather 14.3 and broadcast 34.8 GB/s (reduce_scatter takes all_reduce's), LL 2.63 and LL128 9.39 (all_reduce).
+# Not fitted: on NCCL's own 24 and 4 channels the links and the protocols' efficiencies bind first.
 H200_SHM_RING_CHANNEL_Bps = {
     "Simple": {"all_reduce": 14.0e9, "all_gather": 14.3e9, "reduce_scatter": 14.0e9, "broadcast": 34.8e9},
     "LL": {"all_reduce": 2.63e9}, "LL128": {"all_reduce": 9.39e9}}

@@ -45,6 +45,27 @@ OWN_CHUNK_OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all")
 RING_OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce")
 
 
+# One channel of a ring or chain is one thread block a GPU, and it has a rate of its own. Simple: on 2 H200 SXM over
+# NVLink4 forced to NCCL_MIN_NCHANNELS=NCCL_MAX_NCHANNELS=1, 2, 4 and 8, busbw at 1 GiB grew in proportion to the
+# channels, from all_reduce 20.9, all_gather 15.2 and broadcast 35.3 GB/s on one channel
+# (validation/data/h200/extra/probe_channels, 1-channel rows); reduce_scatter, not measured, takes all_reduce's (its
+# steps are all_reduce's first half). LL and LL128: NCCL caps LL's total (141 GB/s on Hopper inside a node, shared by
+# the channels) and LL128's channels above what one reached, so one channel would keep the links' rate; forced
+# all_reduce grew in proportion to 1-8 channels too (extra/probe_channel_protocols): one channel's busbw with LL at
+# 16 MiB (the largest size before LL's rate falls, to 5.2 GB/s at 64 MiB on every channel count; NCCL runs LL below
+# 2 MiB) and with LL128 at 256 MiB, 7.20 and 16.0 GB/s. Measured on all_reduce only, so the other operations keep
+# NCCL's LL and LL128 caps (a broadcast runs one way, and with Simple one channel of it moved 1.7x all_reduce's).
+# Measured on 2 ranks and assumed the same on more. The Hopper NVSwitch presets (H100 and H200 SXM: the same SM and
+# 18 NVLink4 links a GPU) carry them; at NCCL's 24 channels there only all_gather's (24 x 15.2 = 365 GB/s) comes near
+# the links' 371.
+H200_NVLINK_RING_CHANNEL_Bps = {
+    "Simple": {"all_reduce": 20.9e9, "all_gather": 15.2e9, "reduce_scatter": 20.9e9, "broadcast": 35.3e9},
+    "LL": {"all_reduce": 7.20e9}, "LL128": {"all_reduce": 16.0e9}}
+# One point-to-point channel's rate over NVLink: 2-rank sendrecv under NCCL_MIN_NCHANNELS=NCCL_MAX_NCHANNELS=1, one p2p
+# channel, moved 21.0 GB/s at 256 MiB (20.8 at 64 MiB; extra/probe_channel_protocols/c1_collectives.csv), 2, 4 and 8
+# channels 42.9, 84.0 and 165.0. The Hopper NVSwitch presets carry it (h200-nvlink fits its own, 19.7).
+H200_NVLINK_P2P_CHANNEL_Bps = 21.0e9
+
 #: Largest latency scale accepted: NCCL's per-step latencies are 0.6-31 us (hwLatencies, physics.md), so 1e6 makes a step
 #: seconds long; a scale of 1e300 is a typo, and its times stop meaning anything.
 MAX_LATENCY_SCALE = 1e6

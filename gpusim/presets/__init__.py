@@ -6,6 +6,7 @@ A spec is a preset name, optionally with parameters: ``dgx-h100``, ``dgx-h100-cl
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -13,7 +14,7 @@ from typing import Callable
 import networkx as nx
 
 from gpusim import units
-from gpusim.collectives.cost_model import CostModel
+from gpusim.collectives.cost_model import H200_NVLINK_P2P_CHANNEL_Bps, H200_NVLINK_RING_CHANNEL_Bps, CostModel
 from gpusim.errors import GpusimError, unknown
 from gpusim.topology import builders as b
 
@@ -82,8 +83,9 @@ _CLUSTER_PARAMS = {"servers": ("int", 2), "gpus_per_server": ("int", 8), "nic_ra
                    "servers_per_leaf": ("int", 16), "spines": ("count", 0), "channels": ("int", 16)}
 
 
-def _nccl(arch, channels=16):
-    return lambda p: CostModel.nccl(arch=arch, channels=p.get("channels", channels))
+def _nccl(arch, channels=16, ring_channel=None, p2p_channel_Bps=math.inf):
+    return lambda p: CostModel.nccl(arch=arch, channels=p.get("channels", channels), p2p_channel_Bps=p2p_channel_Bps,
+                                    ring_channel_Bps={k: dict(v) for k, v in (ring_channel or {}).items()})
 
 
 def _shape(builder):
@@ -105,18 +107,24 @@ def _register(p: Preset) -> None:
     BUILTIN[p.name] = p
 
 
-def _nvswitch_preset(name, description, source, nvlink, nvlinks, pcie, arch) -> Preset:
+def _nvswitch_preset(name, description, source, nvlink, nvlinks, pcie, arch, ring_channel=None,
+                     p2p_channel_Bps=math.inf) -> Preset:
+    # NCCL runs 24 channels on an NVSwitch server of Hopper (18 NVLink4 links a GPU) and of Ampere (12 NVLink3):
+    # "Channel 00/24" on 2 and 4 H200 (validation/data/h200/nccl_info.txt, NCCL 2.28.9) and on 8 A100 (nccl-tests
+    # issue #100, NCCL_DEBUG=INFO of an HGX A100)
     return Preset(name, description, source,
                   lambda gpus=8, **_: b.nvswitch_server(gpus, nvlink, nvlinks, pcie, name=name),
-                  _nccl(arch), {"gpus": ("int", 8), "channels": ("int", 16)})
+                  _nccl(arch, 24, ring_channel, p2p_channel_Bps), {"gpus": ("int", 8), "channels": ("int", 24)})
 
 
 _register(_nvswitch_preset("dgx-h100", "8x H100 SXM, 18 NVLink4 links each (450 GB/s per direction) through NVSwitch",
-                           "NVIDIA NVLink page; NCCL topo.h SM90 20.6 GB/s effective per link (physics.md §3.1)",
-                           "nvlink4", 18, "pcie5", "hopper"))
+                           "NVIDIA NVLink page; NCCL topo.h SM90 20.6 GB/s effective per link (physics.md §3.1); "
+                           "one channel's rates measured on H200 (same SM and links)",
+                           "nvlink4", 18, "pcie5", "hopper", H200_NVLINK_RING_CHANNEL_Bps, H200_NVLINK_P2P_CHANNEL_Bps))
 _register(_nvswitch_preset("hgx-h200", "8x H200 SXM, 18 NVLink4 links each through NVSwitch (same fabric as H100)",
-                           "NVIDIA H200 datasheet: NVLink 900 GB/s bidirectional (physics.md §3.1)",
-                           "nvlink4", 18, "pcie5", "hopper"))
+                           "NVIDIA H200 datasheet: NVLink 900 GB/s bidirectional (physics.md §3.1); one channel's "
+                           "rates measured (validation/data/h200)",
+                           "nvlink4", 18, "pcie5", "hopper", H200_NVLINK_RING_CHANNEL_Bps, H200_NVLINK_P2P_CHANNEL_Bps))
 _register(_nvswitch_preset("dgx-a100", "8x A100 SXM, 12 NVLink3 links each (300 GB/s per direction) through NVSwitch",
                            "NVIDIA A100 datasheet; NCCL topo.h SM80 20.0 GB/s per link (physics.md §3.1)",
                            "nvlink3", 12, "pcie4", "ampere"))
