@@ -1,6 +1,7 @@
 """``gpusim run SCENARIO.yaml [-o DIR]``: simulate, print the results table, write results.json, CSV and figures."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from gpusim.errors import GpusimError
@@ -23,15 +24,30 @@ def execute(args, table) -> int:
     scenario = schema.load(args.scenario)
     if args.seed is not None:   # checked as the scenario's own seed field is (numpy takes no negative seed)
         scenario.seed = F.integer(args.seed, "--seed", low=0)
-    out = Path(args.out or Path("out") / _folder_name(scenario.name))   # refused before a long run, not after
+    where = "-o" if args.out else "name"
+    out = _output_folder(Path(args.out or Path("out") / _folder_name(scenario.name)), where)   # before a long run
     result = simulate(scenario)
-    out.mkdir(parents=True, exist_ok=True)
-    written = [results.write_json(result, out / "results.json"), results.write_csv(result, out / "results.csv")]
-    if not args.no_figures:
-        written += figures.write_all(result, out)
+    try:
+        written = [results.write_json(result, out / "results.json"), results.write_csv(result, out / "results.csv")]
+        if not args.no_figures:
+            written += figures.write_all(result, out)
+    except OSError as exc:
+        raise GpusimError(where, f"cannot write the results into {out}: {exc.strerror or exc}") from None
     print(table(result))
     print(f"\nsimulated in {result.runtime_s:.2f} s; wrote {', '.join(str(p) for p in written)}")
     return 0
+
+
+def _output_folder(out: Path, where: str) -> Path:
+    """``out``, created if need be, or an error naming ``where`` (-o, or the scenario's name for out/<name>) when it
+    cannot be a folder to write into: a file is there, a parent is missing or read-only, the name is too long."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GpusimError(where, f"cannot use {out} as the output folder: {exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise GpusimError(where, f"cannot write into the output folder {out}: permission denied")
+    return out
 
 
 def _folder_name(name: str) -> str:
