@@ -6,10 +6,10 @@ simulator's switch points are right where its tuner picks the same on every logg
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
-from gpusim.calibration.measurements import canonical_op, csv_rows
+from gpusim.calibration.measurements import MAX_BYTES, canonical_op, csv_rows
 from gpusim.collectives.run import Collectives
 from gpusim.engine.fabric import Fabric
 from gpusim.errors import GpusimError
@@ -19,6 +19,9 @@ from gpusim.presets import Cluster
 COLUMNS = ("transport", "world_size", "op", "bytes", "nccl_bytes", "algo", "proto", "channel_lo", "channel_hi",
            "nccl_version")
 _REQUIRED = ("transport", "world_size", "op", "bytes", "algo", "proto")
+#: Names NCCL logs (ncclAlgoToString, ncclProtoToString in src/enqueue.cc).
+NCCL_ALGOS = ("TREE", "RING", "COLLNET_DIRECT", "COLLNET_CHAIN", "NVLS", "NVLS_TREE", "PAT")
+NCCL_PROTOS = ("LL", "LL128", "SIMPLE")
 
 
 @dataclass(frozen=True)
@@ -31,19 +34,30 @@ class LoggedChoice:
     size_bytes: int
     algo: str
     proto: str
+    source: str = field(default="", compare=False)     # file:line it was read from
 
 
 def load_csv(path) -> list[LoggedChoice]:
     """The logged choices in a CSV of validation/probe_nccl_choices.py; errors name file, line and column."""
     out = []
-    for r in csv_rows(path, _REQUIRED, COLUMNS):
+    rows = csv_rows(path, _REQUIRED, COLUMNS)
+    extra = [c for c in (rows[0].row if rows else {}) if c not in COLUMNS]
+    if extra:       # a measurement CSV has the required columns too
+        raise GpusimError(f"{path}:1", f"column(s) {', '.join(extra)}: not a log of NCCL's choices "
+                                       f"(validation/probe_nccl_choices.py writes {', '.join(COLUMNS)})")
+    for r in rows:
         op = r.text("op")
         try:
             op = canonical_op(op)
         except GpusimError:
             raise r.err("op", "an operation such as all_reduce") from None
+        algo, proto = r.text("algo").upper(), r.text("proto").upper()
+        if algo not in NCCL_ALGOS:
+            raise r.err("algo", f"an algorithm as NCCL logs it ({', '.join(NCCL_ALGOS)})")
+        if proto not in NCCL_PROTOS:
+            raise r.err("proto", f"a protocol as NCCL logs it ({', '.join(NCCL_PROTOS)})")
         out.append(LoggedChoice(r.text("transport"), r.int_("world_size", 2, required=True), op,
-                                r.int_("bytes", 1, required=True), r.text("algo").upper(), r.text("proto").upper()))
+                                r.int_("bytes", 1, required=True, hi=MAX_BYTES), algo, proto, f"{path}:{r.line}"))
     if not out:
         raise GpusimError(str(path), "no logged choice after the header")
     return out
@@ -57,7 +71,11 @@ def compare(logged: list[LoggedChoice], cluster_for: Callable[[str, int], Cluste
     for c in logged:
         key = (c.transport, c.world_size)
         if key not in colls:
-            cluster = cluster_for(*key)
+            try:
+                cluster = cluster_for(*key)
+            except GpusimError as e:
+                raise GpusimError(f"{c.source}:world_size", f"{c.world_size} ranks, which the model cannot simulate: "
+                                                            f"{e}") from None
             colls[key] = Collectives(Fabric(cluster.graph), cluster.model)
         coll = colls[key]
         ours = coll.choose(c.op, coll.ranks(range(c.world_size)), c.size_bytes)

@@ -45,7 +45,7 @@ from gpusim.calibration.preset_file import CalibratedPreset
 from gpusim.calibration.transports import (FLOOR, LATENCY_TERMS, MODEL_MAPS, PER_RANK, Transport, transport,
                                           with_local_copy, with_nccl_log)
 from gpusim.collectives.cost_model import OPS, OWN_CHUNK_OPS, PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel
-from gpusim.collectives.plans import P2P_OPS
+from gpusim.collectives.plans import ALGOS_FOR, P2P_OPS
 from gpusim.collectives.run import Collectives, measure, normalise_op
 from gpusim.engine.fabric import Fabric
 from gpusim.engine.maxmin import max_min_rates
@@ -83,6 +83,7 @@ class Row:
     run: str = ""       # the measurement file (Measurement.run)
     host: bool = True   # issued call by call from the host (Measurement.host_launched): held to the launch floor
     channels: int | None = None   # forced like NCCL_MIN/MAX_NCHANNELS (Measurement.channels); None: the model's
+    source: str = ""    # where it was measured (Measurement.source: file:line), named by errors about the row
 
 
 #: Why rows_from leaves a measurement out (the key it counts it under).
@@ -118,11 +119,15 @@ def rows_from(measurements, transport_name: str | None = None) -> tuple[list[Row
         elif algo == "tree" and op != "all_reduce":
             skipped["tree_not_all_reduce"] += 1
             continue
+        elif algo != "auto" and algo not in ALGOS_FOR[op]:       # NVLS all_gather: NCCL has it, gpusim does not
+            skipped["unusable"] += 1
+            continue
         channels = getattr(m, "channels", None)
         variant = ("default" if algo == proto == "auto" else f"{m.algo}/{m.proto}") + \
             (f"@{channels}ch" if channels else "")
         out.append(Row(op, int(m.world_size), float(m.size_bytes), float(m.time_s), algo, proto, m.transport,
-                       variant, getattr(m, "run", ""), host_launched(getattr(m, "launch", "")), channels))
+                       variant, getattr(m, "run", ""), host_launched(getattr(m, "launch", "")), channels,
+                       getattr(m, "source", "")))
     return out, {k: v for k, v in skipped.items() if v}
 
 
@@ -170,7 +175,7 @@ def simulate(rows: list[Row], cluster_for: Callable[[int], Cluster], engine: boo
     for i, r in enumerate(rows):
         by_n.setdefault(r.n, []).append(i)
     for n, idx in sorted(by_n.items()):
-        cluster = cluster_for(n)
+        cluster = at_world_size(rows, n, cluster_for)
         fabric = Fabric(cluster.graph)
         models = {True: cluster.model, False: cluster.model.with_overrides(launch_floor_s=0.0)}
         colls = {host: Collectives(fabric, m) for host, m in models.items()}
@@ -185,6 +190,17 @@ def simulate(rows: list[Row], cluster_for: Callable[[int], Cluster], engine: boo
                 c = coll.choose(r.op, ranks, r.size_bytes, r.algo, r.proto, r.channels)
                 out[i] = coll.estimate(r.op, ranks, r.size_bytes, c.algo, c.proto, c.channels, back_to_back=True)
     return out
+
+
+def at_world_size(rows: list[Row], n: int, build: Callable[[int], object]):
+    """``build(n)``; where ``n`` ranks cannot be built (more GPUs than the topology or preset holds), an error that
+    names the first measured row of ``n`` ranks."""
+    try:
+        return build(n)
+    except GpusimError as e:
+        source = next((r.source for r in rows if r.n == n and r.source), "")
+        raise GpusimError(f"{source}:world_size" if source else "world_size",
+                          f"{n} ranks, which the model cannot simulate: {e}") from None
 
 
 # -- the fast evaluator --------------------------------------------------------------------------------------------
@@ -256,7 +272,7 @@ class Evaluator:
     def __init__(self, tr: Transport, rows: list[Row]):
         self.tr = tr
         self.rows = rows
-        self.worlds = {n: _WorldSize(tr, n) for n in sorted({r.n for r in rows})}
+        self.worlds = {n: at_world_size(rows, n, lambda k: _WorldSize(tr, k)) for n in sorted({r.n for r in rows})}
         self.n_of_row = np.array([r.n for r in rows], dtype=float)
         self.host_row = np.array([r.host for r in rows], dtype=bool)
 

@@ -33,6 +33,10 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("transport", "world_size", "op", "bytes", "
 
 #: Most channels NCCL runs (MAXCHANNELS, src/include/device.h)
 MAX_CHANNELS = 64
+#: Largest call size a record may hold (1 PiB): far beyond any GPU's memory, and every time derived from it finite.
+MAX_BYTES = 1 << 50
+#: Shortest time a record may hold (1 ps): far below any NCCL call; shorter ones are typos or underflow to 0.
+MIN_TIME_S = 1e-12
 
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f", ""}
@@ -87,10 +91,13 @@ class Measurement:
         object.__setattr__(self, "op", canonical_op(self.op, "Measurement.op"))
         if isinstance(self.world_size, bool) or not isinstance(self.world_size, int) or self.world_size < 1:
             raise GpusimError("Measurement.world_size", f"expected an integer >= 1, got {self.world_size!r}")
-        if isinstance(self.size_bytes, bool) or not isinstance(self.size_bytes, int) or self.size_bytes < 0:
-            raise GpusimError("Measurement.size_bytes", f"expected an integer >= 0, got {self.size_bytes!r}")
-        if not _positive(self.time_s):
-            raise GpusimError("Measurement.time_s", f"expected a positive finite time in seconds, got {self.time_s!r}")
+        if isinstance(self.size_bytes, bool) or not isinstance(self.size_bytes, int) or \
+                not 0 <= self.size_bytes <= MAX_BYTES:
+            raise GpusimError("Measurement.size_bytes", f"expected an integer 0..{MAX_BYTES} (1 PiB), got "
+                                                        f"{self.size_bytes!r}")
+        if not (_positive(self.time_s) and self.time_s >= MIN_TIME_S):
+            raise GpusimError("Measurement.time_s", f"expected a finite time in seconds of at least {MIN_TIME_S:g}, "
+                                                    f"got {self.time_s!r}")
         if not isinstance(self.transport, str) or not self.transport:
             raise GpusimError("Measurement.transport", f"expected a transport name, got {self.transport!r}")
         if self.channels is not None and (isinstance(self.channels, bool) or not isinstance(self.channels, int)
@@ -150,11 +157,12 @@ class CsvRow:
         v = self.row.get(col)
         return default if v is None else v.strip()
 
-    def int_(self, col: str, lo: int, required: bool = False) -> int | None:
+    def int_(self, col: str, lo: int, required: bool = False, hi: int | None = None) -> int | None:
+        what = f"an integer >= {lo}" if hi is None else f"an integer {lo}..{hi}"
         v = self.text(col)
         if v == "":
             if required:
-                raise self.err(col, f"an integer >= {lo}")
+                raise self.err(col, what)
             return None
         try:
             x = int(v)
@@ -162,12 +170,12 @@ class CsvRow:
             try:
                 f = float(v)
             except ValueError:
-                raise self.err(col, f"an integer >= {lo}") from None
+                raise self.err(col, what) from None
             if not f.is_integer():
-                raise self.err(col, f"an integer >= {lo}")
+                raise self.err(col, what)
             x = int(f)
-        if x < lo:
-            raise self.err(col, f"an integer >= {lo}")
+        if x < lo or (hi is not None and x > hi):
+            raise self.err(col, what)
         return x
 
     def float_(self, col: str, positive: bool = False, required: bool = False) -> float | None:
@@ -275,6 +283,8 @@ def _measurement(r: CsvRow, name: str, transports=None) -> Measurement:
     if transports is not None and transport not in transports:
         raise r.err("transport", f"one of {', '.join(transports)}")
     t_us = r.float_("time_us", positive=True, required=True)
+    if t_us / 1e6 < MIN_TIME_S:
+        raise r.err("time_us", f"a time of at least {MIN_TIME_S * 1e6:g} us (1 ps)")
     channels = r.int_("channels", 1)
     if channels is not None and channels > MAX_CHANNELS:
         raise r.err("channels", f"an integer 1..{MAX_CHANNELS} (NCCL_MAX_NCHANNELS) or empty for NCCL's own count")
@@ -283,12 +293,14 @@ def _measurement(r: CsvRow, name: str, transports=None) -> Measurement:
         v = r.float_(col)
         kw[key] = None if v is None else v / 1e6
     return Measurement(
-        op=op, world_size=r.int_("world_size", 1, required=True), size_bytes=r.int_("bytes", 0, required=True),
-        time_s=t_us / 1e6, transport=transport, algo=r.text("algo") or "default", proto=r.text("proto") or "default",
+        op=op, world_size=r.int_("world_size", 1, required=True),
+        size_bytes=r.int_("bytes", 0, required=True, hi=MAX_BYTES), time_s=t_us / 1e6, transport=transport,
+        algo=r.text("algo") or "default", proto=r.text("proto") or "default",
         busbw_GBps=r.float_("busbw_GBps"), algbw_GBps=r.float_("algbw_GBps"), in_place=r.bool_("in_place"),
         source=r.text("source") or f"{name}:{r.line}", machine=r.text("machine"), gpus=r.text("gpus"),
-        count=r.int_("count", 0), dtype=r.text("dtype"), trials=r.int_("trials", 1), iters=r.int_("iters", 1),
-        launch=r.text("launch"), nccl_version=r.text("nccl_version"), torch_version=r.text("torch_version"),
+        count=r.int_("count", 0, hi=MAX_BYTES), dtype=r.text("dtype"), trials=r.int_("trials", 1),
+        iters=r.int_("iters", 1), launch=r.text("launch"), nccl_version=r.text("nccl_version"),
+        torch_version=r.text("torch_version"),
         channels=channels, **kw)
 
 

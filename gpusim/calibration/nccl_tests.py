@@ -24,7 +24,7 @@ import math
 import re
 from pathlib import Path
 
-from gpusim.calibration.measurements import OPS, Measurement, busbw_factor, canonical_op
+from gpusim.calibration.measurements import MAX_BYTES, MIN_TIME_S, OPS, Measurement, busbw_factor, canonical_op
 from gpusim.errors import GpusimError
 
 UNKNOWN_TRANSPORT = "unknown"
@@ -118,9 +118,17 @@ def _check_busbw(where: str, op: str, n: int, algbw: float | None, busbw: float 
 
 
 def _time_s(value: float, where: str) -> float:
-    if not (math.isfinite(value) and value > 0):
-        raise GpusimError(where, f"expected a positive time in microseconds, got {value!r}")
+    if not (math.isfinite(value) and value / 1e6 >= MIN_TIME_S):
+        raise GpusimError(where, f"expected a positive time in microseconds, finite and at least "
+                                 f"{MIN_TIME_S * 1e6:g}, got {value!r}")
     return value / 1e6
+
+
+def _whole(token: str, where: str, column: str) -> int:
+    """A size or element count of a text row: whole and at most MAX_BYTES (1 PiB)."""
+    if not _INT.match(token) or len(token) > 16 or int(token) > MAX_BYTES:
+        raise GpusimError(where, f"{column}: expected an integer 0..{MAX_BYTES} (1 PiB), got {token!r}")
+    return int(token)
 
 
 # -- text -----------------------------------------------------------------------------------------------------------
@@ -200,6 +208,8 @@ def parse_text(text: str, source: str = "<text>", transport: str | None = None, 
                 launch = _launch(int(graph.group(1)) if graph else None)
             r = _RANK.match(s)
             if r:
+                if len(r.group(1)) > 9:
+                    raise GpusimError(where, f"rank: expected a rank number below 10^9, got {r.group(1)[:20]}...")
                 ranks.add(int(r.group(1)))
                 continue
             names = _header_names(s)
@@ -261,12 +271,8 @@ def _launch(graph_iters) -> str:
 
 
 def _records_from_row(tokens, layout: _Layout, where, op, n, transport, algo, proto, source, lineno, launch):
-    size = int(tokens[layout.size])
-    count = None
-    if layout.count is not None:
-        if not _INT.match(tokens[layout.count]):
-            raise GpusimError(where, f"count: expected an integer, got {tokens[layout.count]!r}")
-        count = int(tokens[layout.count])
+    size = _whole(tokens[layout.size], where, "size")
+    count = None if layout.count is None else _whole(tokens[layout.count], where, "count")
     dtype = tokens[layout.type] if layout.type is not None else ""
     recs = []
     for k, (ti, ai, bi) in enumerate(layout.halves):
@@ -298,6 +304,8 @@ def parse_json(text, source: str = "<json>", transport: str | None = None, op: s
         except json.JSONDecodeError as e:
             raise GpusimError(source, f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); an nccl-tests "
                                       "-J file is complete only after the run ends") from None
+        except (ValueError, RecursionError) as e:     # an integer of over 4300 digits, nesting too deep
+            raise GpusimError(source, f"not readable JSON: {e}") from None
     else:
         doc = text
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
@@ -324,6 +332,8 @@ def parse_json(text, source: str = "<json>", transport: str | None = None, op: s
     if n is None:
         raise GpusimError(source, "cannot tell the world size: no 'config.devices' list; pass world_size=")
     env = {}
+    if not isinstance(doc.get("env") or [], list):
+        raise GpusimError(f"{source}:env", f"expected a list of 'NAME=value' strings, got {doc['env']!r}")
     for item in doc.get("env") or []:
         if isinstance(item, str) and item.startswith(("NCCL_ALGO=", "NCCL_PROTO=")):
             k, _, v = item.partition("=")
@@ -335,8 +345,8 @@ def parse_json(text, source: str = "<json>", transport: str | None = None, op: s
         if not isinstance(res, dict):
             raise GpusimError(where, f"expected an object, got {type(res).__name__}")
         size = res.get("size")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise GpusimError(f"{where}.size", f"expected an integer >= 0, got {size!r}")
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_BYTES:
+            raise GpusimError(f"{where}.size", f"expected an integer 0..{MAX_BYTES} (1 PiB), got {size!r}")
         count = res.get("count")
         count = count if isinstance(count, int) and not isinstance(count, bool) else None
         for k, key in enumerate(("out_of_place", "in_place")):
@@ -349,8 +359,8 @@ def parse_json(text, source: str = "<json>", transport: str | None = None, op: s
             vals = {}
             for f in (tkey, "alg_bw", "bus_bw"):
                 v = half.get(f)
-                if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    raise GpusimError(f"{where}.{key}.{f}", f"expected a number, got {v!r}")
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or abs(v) > 1e300:
+                    raise GpusimError(f"{where}.{key}.{f}", f"expected a finite number, got {v!r}")
                 vals[f] = float(v)
             _check_busbw(f"{where}.{key}", this_op, n, vals["alg_bw"], vals["bus_bw"])
             out.append(Measurement(

@@ -46,11 +46,35 @@ _TOP_KEYS = ("format", "description", "transport", "topology", "gpus", "links", 
 _LINK_FIELDS = ("bandwidth", "efficiency", "latency", "up")
 
 
-def _positive_real(v, path: str, high: float = math.inf) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v <= high) or not math.isfinite(v):
-        limit = f" and at most {high:g}" if math.isfinite(high) else ""
-        raise GpusimError(path, f"expected a positive number{limit}, got {v!r}")
+# Bounds of every number a preset file holds, each far beyond what a GPU cluster measures, so that a preset that
+# loads also simulates: every flow's size, rate and time stays a finite float (and none is subnormal).
+EFFICIENCY_RANGE = (1e-3, 1.0)          # payload and link efficiencies
+OP_SCALE_RANGE = (1e-3, 1e3)            # op_bandwidth_scale
+RATE_RANGE_Bps = (1e6, 1e16)            # every rate: 1 MB/s to 10 PB/s
+MAX_TIME_S = 1.0                        # latencies, call overheads, the launch floor
+MAX_CHUNK_BYTES = 1 << 30
+
+
+def _real(v, path: str, low: float, high: float) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not low <= v <= high:
+        raise GpusimError(path, f"expected a number from {low:g} to {high:g}, got {v!r}")
     return float(v)
+
+
+def _rate(v, path: str) -> float:
+    """A rate with a unit (``20.9 GB/s``), from 1 MB/s to 10 PB/s."""
+    x = units.bandwidth(v, path, allow_zero=False)
+    if not RATE_RANGE_Bps[0] <= x <= RATE_RANGE_Bps[1]:
+        raise GpusimError(path, f"expected a rate from 1 MB/s to 10 PB/s, got {v!r}")
+    return x
+
+
+def _time(v, path: str) -> float:
+    """A time with a unit (``12.4 us``), from 0 to 1 s."""
+    x = units.time(v, path)
+    if x > MAX_TIME_S:
+        raise GpusimError(path, f"expected a time from 0 to {MAX_TIME_S:g} s, got {v!r}")
+    return x
 
 
 def _non_negative_real(v, path: str) -> float:
@@ -97,7 +121,7 @@ def _keyed(v, path: str, keys, what: str, example: str, value) -> dict:
 
 def _efficiencies(v, path: str) -> dict:
     return {**PAYLOAD_EFFICIENCY, **_keyed(v, path, PROTOCOLS, "protocol", "{LL: 0.5}",
-                                           lambda x, p: _positive_real(x, p, high=1.0))}
+                                           lambda x, p: _real(x, p, *EFFICIENCY_RANGE))}
 
 
 def _scale(v, path: str):
@@ -108,29 +132,27 @@ def _scale(v, path: str):
 
 
 def _op_scales(v, path: str) -> dict:
-    return _keyed(v, path, OPS, "operation", "{all_gather: 0.9}", _positive_real)
+    return _keyed(v, path, OPS, "operation", "{all_gather: 0.9}", lambda x, p: _real(x, p, *OP_SCALE_RANGE))
 
 
 def _own_chunk(v, path: str) -> dict:
     """Own-chunk pass rates: a mapping operation -> bandwidth with a unit."""
-    return _keyed(v, path, OWN_CHUNK_OPS, "operation", "{all_gather: 1.1 TB/s}",
-                  lambda x, p: units.bandwidth(x, p, allow_zero=False))
+    return _keyed(v, path, OWN_CHUNK_OPS, "operation", "{all_gather: 1.1 TB/s}", _rate)
 
 
 def ring_channel_rates(v, path: str) -> dict:
     """Payload rates of one ring channel: a mapping protocol -> operation -> bandwidth with a unit (the
     ``ring_channel`` of a preset file or of a scenario's cost_model)."""
     def per_op(x, p):
-        return _keyed(x, p, RING_OPS, "operation", "{all_reduce: 20.9 GB/s}",
-                      lambda r, q: units.bandwidth(r, q, allow_zero=False))
+        return _keyed(x, p, RING_OPS, "operation", "{all_reduce: 20.9 GB/s}", _rate)
     return _keyed(v, path, PROTOCOLS, "protocol", "{Simple: {all_reduce: 20.9 GB/s}}", per_op)
 
 
 def _chunk(v, path: str) -> int:
-    """A chunk size in whole bytes with a unit, at least 1 KiB (``512 KiB``)."""
+    """A chunk size in whole bytes with a unit, 1 KiB to 1 GiB (``512 KiB``)."""
     x = units.size(v, path)
-    if x < 1024 or x != int(x):
-        raise GpusimError(path, f"expected a whole number of bytes of at least 1 KiB, e.g. '512 KiB', got {v!r}")
+    if not 1024 <= x <= MAX_CHUNK_BYTES or x != int(x):
+        raise GpusimError(path, f"expected a whole number of bytes from 1 KiB to 1 GiB, e.g. '512 KiB', got {v!r}")
     return int(x)
 
 
@@ -148,9 +170,9 @@ _MODEL_FIELDS = {
     "cpu": ("cpu", _string(("intel", "amd", "arm", "power")), str),
     "tuner": ("tuner", _string(("nccl", "estimate")), str),
     "channels": ("channels", lambda v, p: _int(v, p, 1, 64), int),
-    "call_overhead": ("call_overhead_s", units.time, lambda x: f"{x * 1e6:.6g} us"),
-    "call_overhead_per_rank": ("call_overhead_per_rank_s", units.time, lambda x: f"{x * 1e6:.6g} us"),
-    "launch_floor": ("launch_floor_s", units.time, lambda x: f"{x * 1e6:.6g} us"),
+    "call_overhead": ("call_overhead_s", _time, lambda x: f"{x * 1e6:.6g} us"),
+    "call_overhead_per_rank": ("call_overhead_per_rank_s", _time, lambda x: f"{x * 1e6:.6g} us"),
+    "launch_floor": ("launch_floor_s", _time, lambda x: f"{x * 1e6:.6g} us"),
     "step_latency_scale": ("step_latency_scale", _scale, _write_scale),
     "base_latency_scale": ("base_latency_scale", _scale, _write_scale),
     "payload_efficiency": ("payload_efficiency", _efficiencies, _write_scale),
@@ -161,12 +183,10 @@ _MODEL_FIELDS = {
     "p2p_channels": ("p2p_channels", lambda v, p: _int(v, p, 1, 64), int),
     "p2p_channels_per_peer": ("p2p_channels_per_peer", lambda v, p: _int(v, p, 1, 64), int),
     "p2p_chunk": ("p2p_chunk_bytes", _chunk, lambda x: f"{x // 1024} KiB" if x % 1024 == 0 else f"{x} B"),
-    "p2p_channel": ("p2p_channel_Bps", lambda v, path: units.bandwidth(v, path, allow_zero=False),
-                    lambda x: f"{x / 1e9:.6g} GB/s"),
+    "p2p_channel": ("p2p_channel_Bps", _rate, lambda x: f"{x / 1e9:.6g} GB/s"),
     "allowed_protocols": ("allowed_protocols", _protocols, list),
     "graph_channels": ("graph_channels", lambda v, p: _int(v, p, 1, 64), int),
-    "graph_bw": ("graph_bw_Bps", lambda v, path: units.bandwidth(v, path, allow_zero=False),
-                 lambda x: f"{x / 1e9:.6g} GB/s"),
+    "graph_bw": ("graph_bw_Bps", _rate, lambda x: f"{x / 1e9:.6g} GB/s"),
 }
 
 
@@ -176,10 +196,10 @@ def _link_field(name: str, v, path: str):
             raise GpusimError(path, f"expected true or false, got {v!r}")
         return v
     if name == "bandwidth":
-        return units.bandwidth(v, path, allow_zero=False)
+        return _rate(v, path)
     if name == "latency":
-        return units.time(v, path)
-    return _positive_real(v, path, high=1.0)
+        return _time(v, path)
+    return _real(v, path, *EFFICIENCY_RANGE)
 
 
 def _write_link_field(name: str, x):
@@ -316,6 +336,44 @@ def _check_keys(d: dict, allowed, prefix: str, what: str) -> None:
             raise unknown(f"{prefix}{key}", key, allowed, what)
 
 
+#: Fields of each entry of a preset's ``provenance.errors`` (fit.provenance writes them; commands quote them).
+ERROR_FIELDS = ("op", "variant", "ranks", "band", "rows", "median", "p90", "bias")
+
+
+def _provenance(v, path: str) -> dict:
+    """The record of the fit: informational, but the parts commands read are checked here, so that they can trust
+    them: ``errors`` (quoted beside a prediction), ``data``, ``train`` and ``heldout`` (``gpusim presets``)."""
+    prov = _mapping(v, path)
+    if not isinstance(prov.get("data") or [], list):
+        raise GpusimError(f"{path}.data", f"expected a list of measurement files, got {prov['data']!r}")
+    for key in ("train", "heldout"):
+        if prov.get(key) is not None:
+            _mapping(prov[key], f"{path}.{key}")
+    errors = prov.get("errors") or []
+    if not isinstance(errors, list):
+        raise GpusimError(f"{path}.errors", f"expected a list of entries with {', '.join(ERROR_FIELDS)}, got "
+                                            f"{errors!r}")
+    for i, e in enumerate(errors):
+        where = f"{path}.errors[{i}]"
+        e = _mapping(e, where)
+        for f in ERROR_FIELDS:
+            if f not in e:
+                raise GpusimError(f"{where}.{f}", f"missing (each entry has {', '.join(ERROR_FIELDS)})")
+        for f in ("op", "variant"):
+            if not isinstance(e[f], str):
+                raise GpusimError(f"{where}.{f}", f"expected text, got {e[f]!r}")
+        if e["band"] not in ("<1MiB", ">=1MiB"):
+            raise GpusimError(f"{where}.band", f"expected '<1MiB' or '>=1MiB', got {e['band']!r}")
+        for f, low in (("ranks", 1), ("rows", 0)):
+            if isinstance(e[f], bool) or not isinstance(e[f], int) or e[f] < low:
+                raise GpusimError(f"{where}.{f}", f"expected an integer >= {low}, got {e[f]!r}")
+        for f in ("median", "p90"):
+            _non_negative_real(e[f], f"{where}.{f}")
+        if isinstance(e["bias"], bool) or not isinstance(e["bias"], (int, float)) or not math.isfinite(e["bias"]):
+            raise GpusimError(f"{where}.bias", f"expected a finite number, got {e['bias']!r}")
+    return prov
+
+
 def parse(doc, name: str, where: str) -> CalibratedPreset:
     """A :class:`CalibratedPreset` from the parsed YAML mapping ``doc``; ``where`` prefixes error paths."""
     doc = _mapping(doc, where)
@@ -364,7 +422,7 @@ def parse(doc, name: str, where: str) -> CalibratedPreset:
             raise unknown(p(f"cost_model.{key}"), key, _MODEL_FIELDS, "cost-model field")
         attr, parser, _ = _MODEL_FIELDS[key]
         model[attr] = parser(value, p(f"cost_model.{key}"))
-    provenance = _mapping(doc.get("provenance", {}) or {}, p("provenance"))
+    provenance = _provenance(doc.get("provenance", {}) or {}, p("provenance"))
     description = doc.get("description", "")
     if not isinstance(description, str):
         raise GpusimError(p("description"), f"expected text, got {description!r}")
@@ -382,9 +440,12 @@ def read(path: str | Path) -> CalibratedPreset:
     """Read and validate a calibrated preset file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise GpusimError(str(path), f"cannot read calibrated preset: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise GpusimError(str(path), f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}): a "
+                                     "calibrated preset is a YAML file in UTF-8") from None
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:

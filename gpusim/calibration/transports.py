@@ -4,7 +4,6 @@ sources), and the free parameters :mod:`gpusim.calibration.fit` fits, each with 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
 from gpusim.calibration.preset_file import CalibratedPreset
@@ -81,6 +80,8 @@ _COMMON = (*LATENCY_SCALES, LL_EFFICIENCY, LL128_EFFICIENCY, *OP_SCALES)
 # over S/n at 3.3 TB/s (median at 1-4 GiB on 2 and 4 ranks, extra/probe_in_place).
 H200_LOCAL_COPY_Bps = 2.11e12
 H200_OWN_COPY_Bps = 3.3e12
+#: Local copy rates accepted (bytes/s): any GPU's, with room on both sides (the fit's residuals stay finite).
+LOCAL_COPY_RANGE_Bps = (1e9, 1e14)
 # NVLink sendrecv on 3 and 4 ranks ran at half its 2-rank rate from 8 to 128 MiB and equal from 256 MiB: NCCL gives
 # a send 8 channels there (16 on 2 ranks, 16 at 256 MiB, 32 from 512 MiB, nccl_model.p2p_channels), and a channel
 # moves ~19 GB/s (2 ranks, 256 MiB: 303 GB/s busbw on 16 channels; 4 ranks, 16-128 MiB: 135-161 GB/s on 8). Over
@@ -240,7 +241,8 @@ def with_local_copy(tr: Transport, local_copy_Bps: float | None, path: str = "lo
         raise GpusimError(path, f"the {tr.name} transport has no own-chunk pass to set (only "
                                 f"{', '.join(t for t, x in TRANSPORTS.items() if x.own_chunk)} has one)")
     if isinstance(local_copy_Bps, bool) or not isinstance(local_copy_Bps, (int, float)) or \
-            not (math.isfinite(local_copy_Bps) and local_copy_Bps > 0):
-        raise GpusimError(path, f"expected a positive copy rate in bytes/s, got {local_copy_Bps!r}")
+            not LOCAL_COPY_RANGE_Bps[0] <= local_copy_Bps <= LOCAL_COPY_RANGE_Bps[1]:
+        raise GpusimError(path, f"expected a GPU's local copy rate in bytes/s, from 1 GB/s to 100 TB/s, got "
+                                f"{local_copy_Bps!r}")
     own_copy = local_copy_Bps * H200_OWN_COPY_Bps / H200_LOCAL_COPY_Bps
     return replace(tr, own_chunk=own_chunk_rates(local_copy_Bps, own_copy))

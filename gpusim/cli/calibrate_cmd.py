@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from gpusim.calibration import fit, nccl_log, nccl_tests, preset_file, repeatability, transports
-from gpusim.errors import GpusimError
+from gpusim.errors import GpusimError, did_you_mean
 
 
 def add_parser(sub):
@@ -107,15 +107,30 @@ def _protocol_sets(text: str):
         return None
     if text == "search":
         return fit.SEARCH
+    accepted = f"expected nccl, search or a comma-separated list of {', '.join(fit.PROTOCOLS)} such as LL,Simple"
     chosen = tuple(x.strip() for x in text.split(",") if x.strip())
     if not chosen:
-        raise GpusimError("--protocols", "expected nccl, search or a comma-separated list of "
-                                         f"{', '.join(fit.PROTOCOLS)} such as LL,Simple, got {text!r}")
+        raise GpusimError("--protocols", f"{accepted}, got {text!r}")
     for p in chosen:
+        if p in ("nccl", "search"):
+            raise GpusimError("--protocols", f"'{p}' stands alone, not in a list of protocols; {accepted}, got "
+                                             f"{text!r}")
         if p not in fit.PROTOCOLS:
-            from gpusim.errors import unknown
-            raise unknown("--protocols", p, [*fit.PROTOCOLS, "nccl", "search"], "protocol")
+            raise GpusimError("--protocols", f"unknown protocol '{p}'{did_you_mean(p, fit.PROTOCOLS)}; {accepted}")
     return (tuple(p for p in fit.PROTOCOLS if p in chosen),)
+
+
+def _check_writable(out: Path) -> None:
+    """Fail before the fit, not after it, where -o cannot be written (a folder, a place that takes no files)."""
+    existed = out.exists()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "a"):
+            pass
+    except OSError as e:
+        raise GpusimError("--output", f"cannot write '{out}': {e.strerror or e}") from None
+    if not existed:
+        out.unlink()
 
 
 def run(args) -> int:
@@ -130,6 +145,7 @@ def run(args) -> int:
     out = Path(args.output)
     if out.suffix not in (".yaml", ".yml"):
         raise GpusimError("--output", f"expected a .yaml file name, got '{args.output}'")
+    _check_writable(out)
     copy_Bps = local_copy(args.local_copy)
     data = read_data(args.data, args.nccl_tests_transport or args.transport)
     have = sorted({m.transport for m in data})
@@ -147,7 +163,10 @@ def run(args) -> int:
     given = {**({"local_copy": f"{copy_Bps / 1e9:.6g} GB/s ({args.local_copy})"} if copy_Bps is not None else {}),
              **({"nccl_log": str(args.nccl_log)} if logged else {})}
     preset = replace(preset, provenance={**preset.provenance, **given})
-    preset_file.write(preset, out)
+    try:
+        preset_file.write(preset, out)
+    except OSError as e:
+        raise GpusimError("--output", f"cannot write '{out}': {e.strerror or e}") from None
     sets = [("train", result.train, result.train_rows), ("held-back", result.heldout, result.heldout_rows)]
     sets += [(f"fit {','.join(map(str, cv['train']))}->{','.join(map(str, cv['check']))}", cv["bands"],
               [r for r in result.train_rows if r.n in cv["check"]]) for cv in result.cross_validation]

@@ -71,8 +71,12 @@ def _preset_choice(specs: list[str]) -> dict[str, str]:
 def _choices(files, chosen: dict) -> dict:
     """The tuner of each transport's preset against NCCL's logged choices in ``files``."""
     logged = [c for f in files for c in choices.load_csv(f)]
-    for t in sorted({c.transport for c in logged}):
-        transports.transport(t, "--choices")
+    first = {}
+    for c in logged:
+        first.setdefault(c.transport, c)
+    for t, c in sorted(first.items()):
+        transports.transport(t, f"{c.source}:transport")
+        presets.build(_spec(t, chosen), "--preset")     # a broken preset file is the preset's error, not a row's
     return choices.compare(logged, lambda t, n: _cluster_for(_spec(t, chosen))(n))
 
 
@@ -85,6 +89,18 @@ def _cluster_for(spec: str):
     return lambda n: presets.build(spec, "--preset", params={"gpus": n})
 
 
+def _output_folder(text: str) -> Path:
+    """The -o folder, made now so that a path that cannot be one fails before the simulation, not after it."""
+    out = Path(text)
+    if out.exists() and not out.is_dir():
+        raise GpusimError("--output", f"'{out}' is a file; expected a folder for validation.json and the figures")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GpusimError("--output", f"cannot make the folder '{out}': {e.strerror or e}") from None
+    return out
+
+
 def run(args) -> int:
     chosen = _preset_choice(args.preset)
     if args.nccl_tests_transport is not None:
@@ -94,12 +110,13 @@ def run(args) -> int:
     measured = sorted({m.transport for m in data})
     if not measured:
         raise GpusimError("DATA", "no measurement rows in the data")
-    out = Path(args.output)
+    out = _output_folder(args.output)
     points, groups, summary, used = [], [], {}, {}
     for t in measured:
         spec = _spec(t, chosen)
         if not presets.is_preset_file(spec) and spec not in presets.names():
             raise GpusimError("--preset", f"no preset '{spec}' for transport '{t}'; run gpusim calibrate first")
+        presets.build(spec, "--preset")     # a broken preset file is the preset's error, not a measured row's
         rows, skipped = fit.rows_from(data, t)
         sim = fit.simulate(rows, _cluster_for(spec), engine=not args.estimate)
         name = Path(spec).stem if presets.is_preset_file(spec) else spec
@@ -131,10 +148,13 @@ def run(args) -> int:
         print("# the tuner against NCCL's logged choices:")
         for t, entry in checked.items():
             print("  " + report.choices_line(t, entry))
-    written = [report.write_json(out / "validation.json", [str(f) for f in files], used, groups, summary, points,
-                                 checked)]
-    if not args.no_figures:
-        for t in measured:
-            written.append(report.busbw_figure(t, used[t], points, out / f"busbw_{t}.png"))
+    try:
+        written = [report.write_json(out / "validation.json", [str(f) for f in files], used, groups, summary, points,
+                                     checked)]
+        if not args.no_figures:
+            for t in measured:
+                written.append(report.busbw_figure(t, used[t], points, out / f"busbw_{t}.png"))
+    except OSError as e:
+        raise GpusimError("--output", f"cannot write into '{out}': {e.strerror or e}") from None
     print(f"wrote {', '.join(str(w) for w in written)}")
     return 0

@@ -5,7 +5,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from gpusim.calibration import fit, transports
+from gpusim import presets
+from gpusim.calibration import fit, measurements, transports
 from gpusim.collectives.run import Collectives
 from gpusim.engine.fabric import Fabric
 from gpusim.errors import GpusimError
@@ -178,6 +179,31 @@ def test_rows_from_maps_nccl_variants_and_skips_what_gpusim_cannot_run():
         ("all_reduce", "auto", "auto", "default")]
     assert skipped == {"tree_not_all_reduce": 1, "unusable": 2, "in_place_all_gather": 1}
     assert set(skipped) <= set(fit.SKIP_REASONS)
+
+
+def test_a_forced_algorithm_the_operation_does_not_have_in_gpusim_is_skipped_not_a_crash():
+    """NCCL runs NVLS all_gather on NVSwitch machines; gpusim models NVLS for all_reduce only, so such a row is left
+    out and counted, as an unknown algorithm is, instead of stopping the simulation with no row named."""
+    mk = lambda **kw: SimpleNamespace(**{"op": "all_gather", "world_size": 4, "size_bytes": 1024,  # noqa: E731
+                                         "time_s": 1e-5, "transport": "nvlink", "algo": "NVLS", "proto": "Simple",
+                                         **kw})
+    rows, skipped = fit.rows_from([mk(), mk(op="reduce_scatter"), mk(op="broadcast"), mk(op="all_reduce")], "nvlink")
+    assert [(r.op, r.algo) for r in rows] == [("all_reduce", "nvls")] and skipped == {"unusable": 3}
+
+
+def test_a_world_size_the_model_cannot_build_names_the_measured_row(tmp_path):
+    """A row of 1000 ranks (more GPUs than one NVSwitch server holds): fitting on it or simulating it is an error at
+    that row of the measurement file, not at the preset's topology arguments."""
+    p = tmp_path / "w.csv"
+    p.write_text("transport,world_size,op,bytes,time_us\nnvlink,2,all_reduce,1024,10\nnvlink,1000,all_reduce,1024,10\n")
+    records = measurements.load_csv(p)
+    rows, _ = fit.rows_from(records, "nvlink")
+    with pytest.raises(GpusimError, match="1000 ranks") as e:
+        fit.fit(records, "nvlink", train_world_sizes=(2, 1000), engine_check=False, cross_validate=False)
+    assert e.value.path == "w.csv:3:world_size"
+    with pytest.raises(GpusimError, match="1000 ranks.*calibrated for 2..8 GPUs") as e:
+        fit.simulate(rows, lambda n: presets.build(f"h200-nvlink:gpus={n}"), engine=False)
+    assert e.value.path == "w.csv:3:world_size"
 
 
 def test_summarise_by_band_with_hand_values():

@@ -88,8 +88,12 @@ HEADER = "transport,world_size,op,bytes,time_us,in_place\n"
     ("nvlink,4,all_reduce,1024,0,0\n", ":2:time_us", "positive finite number"),
     ("nvlink,4,all_reduce,1024,nan,0\n", ":2:time_us", "positive finite number"),
     ("nvlink,4,all_reduce,1024,1.0,0\nnvlink,four,all_reduce,1024,1.0,0\n", ":3:world_size", "integer >= 1"),
-    ("nvlink,4,all_reduce,10.5,1.0,0\n", ":2:bytes", "integer >= 0"),
+    ("nvlink,4,all_reduce,10.5,1.0,0\n", ":2:bytes", r"integer 0\.\.1125899906842624"),
     ("nvlink,4,all_reduce,1024,1.0,maybe\n", ":2:in_place", "0 or 1"),
+    (f"nvlink,4,all_reduce,{10**400},1.0,0\n", ":2:bytes", r"integer 0\.\.1125899906842624"),   # was OverflowError
+    ("nvlink,4,all_reduce,1e300,1.0,0\n", ":2:bytes", r"integer 0\.\.1125899906842624"),
+    ("nvlink,4,all_reduce,1024,1e-320,0\n", ":2:time_us", r"at least 1e-06 us"),  # 0 s, with no line named
+    ("nvlink,4,all_reduce,1024,1e-300,0\n", ":2:time_us", r"at least 1e-06 us"),
     ("nvlink,4,allreduse,1024,1.0,0\n", ":2:op", "unknown operation 'allreduse'"),
     (",4,all_reduce,1024,1.0,0\n", ":2:transport", "transport name"),
     ("nvlink,4,all_reduce,1024,1.0,0,extra\n", ":2", "7 fields, the header has 6"),
@@ -159,6 +163,10 @@ def test_unreadable_or_binary_file(tmp_path):
     p.write_bytes(b"\xff\xfe\x00\x81garbage")
     with pytest.raises(GpusimError, match="not"):
         M.load_csv(p)
+    p.write_bytes(HEADER.encode() + "nvlinké,4,all_reduce,1024,1.0,0\n".encode("latin-1"))
+    with pytest.raises(GpusimError, match="not UTF-8") as e:
+        M.load_csv(p)
+    assert e.value.path == str(p)
 
 
 def test_write_refuses_other_objects(tmp_path):

@@ -185,6 +185,37 @@ def test_bad_json_gives_a_clear_error(text, message):
         nccl_tests.parse_json(text, source="x.json", op="all_reduce", world_size=2)
 
 
+def test_out_of_range_numbers_in_real_output_name_their_row():
+    """Edits of real nccl-tests output (the H100 -J file, the 8-GPU H200 text log): a size past 1 PiB (10^400 once
+    raised OverflowError), a time of 10^400 or one that underflows to 0 s (1e-320 us), an 'env' that is no list, and
+    an integer too long for Python to read are errors at the row or field, not a traceback."""
+    import json
+    doc = json.loads((FIX / "all_gather_perf_h100.json").read_text())
+    for edit, where, words in [
+            (lambda d: d.update(env=5), "x.json:env", "list of 'NAME=value' strings"),
+            (lambda d: d["results"][1].update(size=10**400), "x.json:results[1].size", r"integer 0\.\.\d+ \(1 PiB\)"),
+            (lambda d: d["results"][1]["out_of_place"].update(time=10**400), "x.json:results[1].out_of_place.time",
+             "finite number"),
+            (lambda d: d["results"][1]["in_place"].update(time=1e-320), "x.json:results[1].in_place.time",
+             "positive time in microseconds, finite and at least 1e-06")]:
+        bad = json.loads(json.dumps(doc))
+        edit(bad)
+        with pytest.raises(GpusimError, match=words) as e:
+            nccl_tests.parse_json(json.dumps(bad), source="x.json")
+        assert e.value.path == where
+    with pytest.raises(GpusimError, match="not readable JSON"):
+        nccl_tests.parse_json('{"results": [{"size": ' + "9" * 5000 + "}]}", source="x.json")
+    lines = (FIX / "all_reduce_perf_h200x8.txt").read_text().splitlines()
+    row = next(i for i, line in enumerate(lines) if line.split()[:2] == ["64", "16"])
+    for old, new, words in [("  64 ", " " + "1" * 401 + " ", "size: expected an integer 0..1125899906842624"),
+                            ("  16 ", " 2" + "0" * 16 + " ", "count: expected an integer 0..1125899906842624"),
+                            (lines[row].split()[5], "1e-320", "time: expected a positive time")]:
+        edited = lines[:row] + [lines[row].replace(old, new, 1)] + lines[row + 1:]
+        with pytest.raises(GpusimError, match=words) as e:
+            nccl_tests.parse_text("\n".join(edited), source="x.log")
+        assert e.value.path.startswith(f"x.log:{row + 1}")
+
+
 def test_unreadable_files(tmp_path):
     with pytest.raises(GpusimError, match="cannot read"):
         nccl_tests.load(tmp_path / "missing.txt")

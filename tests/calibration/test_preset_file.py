@@ -88,13 +88,40 @@ def _set(doc, dotted, value):
 
 
 @pytest.mark.parametrize("field, value, path, words", [
-    ("links.nvlink4.efficiency", 1.5, "links.nvlink4.efficiency", "at most 1"),
+    ("links.nvlink4.efficiency", 1.5, "links.nvlink4.efficiency", "from 0.001 to 1"),
     ("links.nvlink4.bandwith", "300 GB/s", "links.nvlink4.bandwith", "did you mean 'bandwidth'"),
     ("links.pcie4", {"efficiency": 0.5}, "links.pcie4", "no link of technology 'pcie4'"),
     ("links.nvlink9", {"efficiency": 0.5}, "links.nvlink9", "unknown link technology"),
     ("cost_model.call_overhead_per_rank", 21, "cost_model.call_overhead_per_rank", "missing unit"),
-    ("cost_model.payload_efficiency", {"LL": 0}, "cost_model.payload_efficiency.LL", "positive number"),
+    ("cost_model.payload_efficiency", {"LL": 0}, "cost_model.payload_efficiency.LL", "from 0.001 to 1"),
     ("links.nvlink4.up", "no", "links.nvlink4.up", "true or false"),
+    # bounds that keep every simulated flow finite: a subnormal efficiency made flows of infinite size
+    ("cost_model.payload_efficiency", {"LL": 1e-320}, "cost_model.payload_efficiency.LL", "from 0.001 to 1"),
+    ("cost_model.op_bandwidth_scale", {"sendrecv": 1e-320}, "cost_model.op_bandwidth_scale.sendrecv",
+     "from 0.001 to 1000"),
+    ("cost_model.launch_floor", "1e300 s", "cost_model.launch_floor", "from 0 to 1 s"),
+    ("links.nvlink4.latency", "2 s", "links.nvlink4.latency", "from 0 to 1 s"),
+    ("cost_model.p2p_channel", "1e-300 B/s", "cost_model.p2p_channel", "from 1 MB/s to 10 PB/s"),
+    ("links.nvlink4.bandwidth", "1e30 GB/s", "links.nvlink4.bandwidth", "from 1 MB/s to 10 PB/s"),
+    ("cost_model.ring_channel", {"LL": {"all_reduce": "1e-300 GB/s"}}, "cost_model.ring_channel.LL.all_reduce",
+     "from 1 MB/s"),
+    ("cost_model.p2p_chunk", "1e300 B", "cost_model.p2p_chunk", "from 1 KiB to 1 GiB"),
+    # the provenance parts commands read (errors: quoted beside a prediction; data, heldout: gpusim presets)
+    ("provenance.errors", 5, "provenance.errors", "expected a list of entries with op, variant, ranks"),
+    ("provenance.errors", "x", "provenance.errors", "expected a list"),
+    ("provenance.errors", [None], "provenance.errors[0]", "expected a mapping"),
+    ("provenance.errors", [{"op": "all_reduce", "variant": "default", "band": "<1MiB", "rows": 3, "median": 0.1,
+                            "p90": 0.2, "bias": 0.0}], "provenance.errors[0].ranks", "missing"),
+    ("provenance.errors", [{"op": "all_reduce", "variant": "default", "ranks": 2, "band": "<1MiB", "rows": 3,
+                            "p90": 0.2, "bias": 0.0}], "provenance.errors[0].median", "missing"),
+    ("provenance.errors", [{"op": "all_reduce", "variant": "default", "ranks": "2", "band": "<1MiB", "rows": 3,
+                            "median": 0.1, "p90": 0.2, "bias": 0.0}], "provenance.errors[0].ranks", "integer >= 1"),
+    ("provenance.errors", [{"op": "all_reduce", "variant": "default", "ranks": 2, "band": "all", "rows": 3,
+                            "median": 0.1, "p90": 0.2, "bias": 0.0}], "provenance.errors[0].band", ">=1MiB"),
+    ("provenance.errors", [{"op": "all_reduce", "variant": "default", "ranks": 2, "band": "<1MiB", "rows": 3,
+                            "median": "10 %", "p90": 0.2, "bias": 0.0}], "provenance.errors[0].median", "non-negative"),
+    ("provenance.data", 5, "provenance.data", "list of measurement files"),
+    ("provenance.heldout", 5, "provenance.heldout", "expected a mapping"),
     ("cost_model.call_overhed_per_rank", "2 us", "cost_model.call_overhed_per_rank",
      "did you mean 'call_overhead_per_rank'"),
     ("cost_model.channels", 100, "cost_model.channels", "1..64"),
@@ -102,7 +129,8 @@ def _set(doc, dotted, value):
     ("cost_model.base_latency_scale", -1, "cost_model.base_latency_scale", "non-negative"),
     ("cost_model.op_bandwidth_scale", {"allreduce": 0.9}, "cost_model.op_bandwidth_scale.allreduce",
      "did you mean 'all_reduce'"),
-    ("cost_model.op_bandwidth_scale", {"broadcast": 0}, "cost_model.op_bandwidth_scale.broadcast", "positive"),
+    ("cost_model.op_bandwidth_scale", {"broadcast": 0}, "cost_model.op_bandwidth_scale.broadcast",
+     "from 0.001 to 1000"),
     ("cost_model.own_chunk", {"all_gather": "0 GB/s"}, "cost_model.own_chunk.all_gather",
      "positive|zero|non-zero|greater"),
     ("cost_model.own_chunk", {"broadcast": "1 TB/s"}, "cost_model.own_chunk.broadcast", "unknown operation"),
@@ -112,7 +140,7 @@ def _set(doc, dotted, value):
     ("cost_model.ring_channel", {"LL": {"broadcast": "0 GB/s"}}, "cost_model.ring_channel.LL.broadcast",
      "positive|zero|non-zero|greater"),
     ("cost_model.ring_channel", {"all_reduce": "20 GB/s"}, "cost_model.ring_channel.all_reduce", "unknown protocol"),
-    ("cost_model.p2p_chunk", "100 B", "cost_model.p2p_chunk", "at least 1 KiB"),
+    ("cost_model.p2p_chunk", "100 B", "cost_model.p2p_chunk", "from 1 KiB to 1 GiB"),
     ("cost_model.p2p_channels", 0, "cost_model.p2p_channels", "1..64"),
     ("cost_model.p2p_channel", "19 GB", "cost_model.p2p_channel", "bandwidth|unit"),
     ("cost_model.launch_floor", "-3 us", "cost_model.launch_floor", "non-negative finite time"),
@@ -145,6 +173,40 @@ def test_unreadable_yaml_names_the_line(tmp_path):
     with pytest.raises(GpusimError, match="not valid YAML at line") as e:
         preset_file.read(bad)
     assert e.value.path.endswith("broken.yaml")
+
+
+def test_a_preset_file_that_is_not_utf8_names_the_file(nvlink_file, tmp_path):
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes(nvlink_file.read_text().replace("description: ", "description: café ").encode("latin-1"))
+    with pytest.raises(GpusimError, match="not UTF-8 text .*0xe9.*YAML file in UTF-8") as e:
+        preset_file.read(bad)
+    assert e.value.path == str(bad)
+
+
+@pytest.mark.parametrize("edge", ["low", "high"])
+def test_a_preset_at_the_edges_of_every_bound_simulates(nvlink_file, tmp_path, edge):
+    """Every number at the end of its accepted range (efficiencies 0.001 or 1, rates 1 MB/s or 10 PB/s, times 0 or
+    1 s, latency scales 0 or 10^6): each operation still takes a positive finite time on 8 ranks, up to 1 PiB."""
+    import math
+    from gpusim.collectives.run import measure
+    from gpusim.engine.fabric import Fabric
+    low = edge == "low"
+    doc = _doc(nvlink_file)
+    cm = doc["cost_model"]
+    eff, rate, t = (1e-3, "1 MB/s", "0 s") if low else (1.0, "10 PB/s", "1 s")
+    cm.update(payload_efficiency={p: eff for p in ("LL", "LL128", "Simple")},
+              op_bandwidth_scale={op: 1e-3 if low else 1e3 for op in ("all_gather", "broadcast", "sendrecv")},
+              own_chunk={op: rate for op in cm["own_chunk"]}, p2p_channel=rate, launch_floor=t, call_overhead=t,
+              ring_channel={"Simple": {"all_reduce": rate}}, p2p_chunk="1 KiB" if low else "1 GiB",
+              step_latency_scale=0 if low else 1e6, base_latency_scale=0 if low else 1e6)
+    doc["links"] = {"nvlink4": {"efficiency": eff, "bandwidth": rate, "latency": t}}
+    path = tmp_path / f"{edge}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    c = presets.build(f"{path}:gpus=8")
+    for op in ("all_reduce", "all_gather", "broadcast", "sendrecv", "all_to_all"):
+        for size in (8, 1 << 50):
+            t_s = measure(Fabric(c.graph), c.model, op, range(8), size, back_to_back=True).time_s
+            assert math.isfinite(t_s) and t_s > 0, (op, size)
 
 
 def test_builder_arguments_with_units(tmp_path):

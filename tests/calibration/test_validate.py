@@ -9,6 +9,7 @@ fit reaches so that a regression in the model, the fit or the data fails them.
 import csv
 import io
 import json
+import re
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -434,6 +435,46 @@ def test_logged_choices_file_errors_name_file_line_and_column(tmp_path):
         choices.load_csv(bad)
 
 
+def test_a_file_that_is_no_log_of_nccls_choices_is_refused_at_its_line(tmp_path):
+    """The measurement CSV has every column a choices log needs: read as one it was compared with the tuner and
+    reported '0 of 357 calls as NCCL chose'. Its other columns, and algorithm or protocol names NCCL does not log,
+    are errors naming file and line; so is a logged world size the preset cannot be built for."""
+    from gpusim.calibration import choices
+    with pytest.raises(GpusimError, match="time_us.*not a log of NCCL's choices") as e:
+        choices.load_csv(DATA)
+    assert e.value.path == f"{DATA}:1"
+    bad = tmp_path / "c.csv"
+    head = "transport,world_size,op,bytes,algo,proto\nnvlink,2,all_reduce,8,RING,LL\n"
+    for row, col, words in [("nvlink,2,all_reduce,16,default,default", "algo", "TREE, RING"),
+                            ("nvlink,2,all_reduce,16,Ring,LL129", "proto", "LL, LL128, SIMPLE")]:
+        bad.write_text(head + row + "\n")
+        with pytest.raises(GpusimError, match=f"as NCCL logs it .*{words}") as e:
+            choices.load_csv(bad)
+        assert e.value.path == f"{bad}:3:{col}"
+    bad.write_text(head + "nvlink,1000,all_reduce,16,RING,SIMPLE\n")
+    with pytest.raises(GpusimError, match="1000 ranks") as e:
+        choices.compare(choices.load_csv(bad), lambda t, n: presets.build(f"h200-nvlink:gpus={n}"))
+    assert e.value.path == f"{bad}:3:world_size"
+
+
+def test_output_paths_that_cannot_be_written_are_errors_naming_the_option(tmp_path, capsys):
+    """-o under a regular file, or a folder where calibrate writes a file, or a file where validate makes a folder:
+    one line naming --output, before the fit or the simulation runs."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    (tmp_path / "d.yaml").mkdir()
+    for argv, words in [(["calibrate", str(DATA), "--transport", "nvlink", "-o", str(afile / "x.yaml")],
+                         "--output: cannot write"),
+                        (["calibrate", str(DATA), "--transport", "nvlink", "-o", str(tmp_path / "d.yaml")],
+                         "--output: cannot write"),
+                        (["validate", str(DATA), "--no-figures", "-o", str(afile)], "--output: .* is a file"),
+                        (["validate", str(DATA), "--no-figures", "-o", str(afile / "sub")],
+                         "--output: cannot make the folder")]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert re.search(words, err) and len(err.splitlines()) == 1, err
+
+
 def test_collective_command_reproduces_the_measured_all_reduce_curve(data):
     rc, out = _run(["collective", "--cluster", "h200-nvlink", "--ranks", "4", "--op", "all_reduce",
                     "--min-bytes", "16", "--max-bytes", "4GiB", "--format", "csv"])
@@ -580,6 +621,12 @@ def test_validate_default_data_json_only(tmp_path):
      "unknown bandwidth unit 'TB'"),
     (["calibrate", str(DATA), "--transport", "nvlink", "--local-copy", "no.csv", "-o", "x.yaml"],
      "no.csv: cannot read"),
+    (["calibrate", str(DATA), "--transport", "nvlink", "--local-copy", "1e-300B/s", "-o", "x.yaml"],
+     "--local-copy: expected a GPU's local copy rate in bytes/s, from 1 GB/s to 100 TB/s"),
+    (["calibrate", str(DATA), "--transport", "nvlink", "--protocols", "nccl,LL", "-o", "x.yaml"],
+     "--protocols: 'nccl' stands alone, not in a list of protocols"),
+    (["calibrate", str(DATA), "--transport", "nvlink", "--protocols", "LL,Simpel", "-o", "x.yaml"],
+     "unknown protocol 'Simpel' (did you mean 'Simple'?); expected nccl, search or a comma-separated list"),
     (["validate", "--preset", "nvlink", "-o", "out"], "expected TRANSPORT=PRESET"),
     (["validate", str(DATA), "--choices", "none.csv", "--no-figures", "-o", "out"], "none.csv: cannot read"),
     (["validate", "--preset", "nvlink=no-such-preset", "--no-figures", "-o", "out"], "no preset 'no-such-preset'"),
