@@ -26,11 +26,14 @@ class GpusimError(ValueError):
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A " (did you mean 'x'?)" suffix for the closest choice, or "" when none is close."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    others = [str(c) for c in choices if str(c) != str(word)]   # never "'nccl' (did you mean 'nccl'?)"
+    close = difflib.get_close_matches(str(word), others, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def unknown(path: str, word: str, choices: Iterable[str], what: str = "value") -> GpusimError:
     """The error for a name that is not one of ``choices``, with a did-you-mean hint and the accepted names."""
     choices = sorted(str(c) for c in choices)
+    if str(word) in choices:   # a caller's choices name a word it refused: say so, not "unknown"
+        return GpusimError(path, f"{what} '{word}' is not accepted here; accepted: {', '.join(choices)}")
     return GpusimError(path, f"unknown {what} '{word}'{did_you_mean(word, choices)}; accepted: {', '.join(choices)}")

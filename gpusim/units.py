@@ -3,6 +3,7 @@
 Accepted (case matters where SI says it does: ``b`` is a bit, ``B`` a byte):
 
 * sizes       -> bytes:    ``B``, ``kB``/``KB``, ``MB``, ``GB``, ``TB`` (powers of 1000), ``KiB`` … ``TiB`` (powers of 1024)
+  -- a whole number of bytes (``0.5 B`` is refused); a buffer's size is at most :data:`MAX_SIZE_BYTES`
 * bandwidths  -> bytes/s:  ``B/s``, ``KB/s`` … ``TB/s``, ``KiB/s`` … ``TiB/s``, ``b/s``/``bps``, ``Kb/s`` … ``Tb/s``,
   ``Gbps`` and the like (bits are divided by 8)
 * times       -> seconds:  ``ns``, ``us``, ``µs``, ``ms``, ``s``, ``min``, ``h``
@@ -18,6 +19,10 @@ import math
 import re
 
 from gpusim.errors import GpusimError
+
+# 1 PiB: thousands of times any GPU's memory (H200: 141 GB), so no buffer a collective moves comes near it, and far
+# below 2**53, where float64 stops holding every whole number of bytes.
+MAX_SIZE_BYTES = 2.0**50
 
 _SIZE = {"B": 1.0}
 for _i, _p in enumerate(["K", "M", "G", "T", "P"], start=1):
@@ -74,9 +79,17 @@ def parse(value, kind: str, path: str = "", default_unit: str | None = None, all
     return result
 
 
-def size(value, path: str = "", **kw) -> float:
-    """Bytes from ``"4 GiB"``; a bare number needs ``default_unit="B"``."""
-    return parse(value, "size", path, **kw)
+def size(value, path: str = "", max_bytes: float | None = None, **kw) -> float:
+    """A whole number of bytes from ``"4 GiB"`` (``"1.1 KB"`` is 1100, though 1.1 * 1000 is not exactly 1100 in
+    floats), at most ``max_bytes`` when given (:data:`MAX_SIZE_BYTES` for a buffer); a bare number needs
+    ``default_unit="B"``."""
+    x = parse(value, "size", path, **kw)
+    whole = float(round(x))
+    if abs(x - whole) > 1e-9 * x:
+        raise GpusimError(path, f"expected a whole number of bytes, got {value!r} ({x:.3g} B)")
+    if max_bytes is not None and whole > max_bytes:
+        raise GpusimError(path, f"expected a size of at most {format_bytes(max_bytes)}, got {value!r}")
+    return whole
 
 
 def bandwidth(value, path: str = "", **kw) -> float:
@@ -106,7 +119,8 @@ def _example(kind: str) -> str:
 
 def format_bytes(n: float) -> str:
     """Human size with binary prefixes: 1048576 -> '1 MiB'."""
-    for unit, scale in (("TiB", 1024.0**4), ("GiB", 1024.0**3), ("MiB", 1024.0**2), ("KiB", 1024.0)):
+    for unit, scale in (("PiB", 1024.0**5), ("TiB", 1024.0**4), ("GiB", 1024.0**3), ("MiB", 1024.0**2),
+                        ("KiB", 1024.0)):
         if n >= scale:
             return f"{n / scale:.4g} {unit}"
     return f"{n:.4g} B"

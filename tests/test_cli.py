@@ -213,3 +213,33 @@ def test_validate_nccl_tests_logs_with_their_transport(tmp_path, capsys):
     assert got == want and all(p["simulated_s"] > 0 for p in doc["points"])
     assert main([*argv, "--nccl-tests-transport", "nvlinkx"]) == 2
     assert "--nccl-tests-transport: unknown transport 'nvlinkx'" in capsys.readouterr().err
+
+
+# --- input robustness: collective sizes, flags and cluster specs; the did-you-mean helper ---------------------------
+@pytest.mark.parametrize("argv,prefix,words", [
+    (["--min-bytes", "0.5", "--max-bytes", "1KiB"], "--min-bytes", "whole number of bytes"),  # printed 'inf' rows
+    (["--min-bytes", "1e-300", "--max-bytes", "1KiB"], "--min-bytes", "whole number of bytes"),
+    (["--max-bytes", "1e30"], "--max-bytes", "at most 1 PiB"),
+    (["--algo", "foo"], "--algo", "unknown algorithm"),                 # said 'algo:', 'proto:', 'op:', 'channels:'
+    (["--proto", "foo"], "--proto", "unknown protocol"),
+    (["--op", "foo"], "--op", "unknown operation"),
+    (["--channels", "0"], "--channels", "1..64"),
+    (["--cluster", "switch:gpus=+-5"], "--cluster.gpus", "positive integer"),          # a ValueError traceback
+    (["--cluster", "switch:gpus=1000000"], "--cluster.gpus", "65,536"),
+    (["--cluster", "dgx-h100:channels=100"], "--cluster.channels", "1..64"),           # said cost_model.channels
+    (["--cluster", "switch:latency=1e308s"], "--cluster.latency", "0 to 1 s"),        # said 'time_s: ... got inf'
+])
+def test_collective_input_errors_name_the_flag(argv, prefix, words, capsys):
+    args = {"--cluster": "dgx-h100", "--op": "all_reduce", "--max-bytes": "1KiB"}
+    args.update(zip(argv[::2], argv[1::2]))
+    assert main(["collective", *[x for kv in args.items() for x in kv]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"gpusim collective: error: {prefix}: ") and words in err and len(err.splitlines()) == 1
+
+
+def test_did_you_mean_never_suggests_the_word_itself():
+    """'nccl' in a list of protocols read "unknown protocol 'nccl' (did you mean 'nccl'?)"."""
+    from gpusim.errors import unknown
+    e = unknown("--protocols", "nccl", ["LL", "LL128", "Simple", "nccl", "search"], "protocol")
+    assert "did you mean" not in e.message and "unknown" not in e.message and "'nccl'" in e.message
+    assert "did you mean 'nccl'" in unknown("--protocols", "ncl", ["LL", "nccl"], "protocol").message

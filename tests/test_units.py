@@ -46,3 +46,20 @@ def test_negative_and_nan_rejected():
         units.size("-2 GB", "x")
     with pytest.raises(GpusimError):
         units.time("nan s", "x")
+
+
+@pytest.mark.parametrize("text", ["0.5", "0.5 B", "1e-300", "1.5 B", "0.0001 KiB"])
+def test_sizes_are_whole_bytes(text):
+    """A 0.5-byte sweep point printed a 0-byte row with infinite bandwidth."""
+    with pytest.raises(GpusimError, match=r"^--min-bytes: expected a whole number of bytes"):
+        units.size(text, "--min-bytes", default_unit="B")
+
+
+def test_decimal_sizes_that_floats_miss_by_a_hair_are_whole():
+    assert units.size("1.1 KB") == 1100 and units.size("3.3 MB") == 3_300_000 and units.size("0 B") == 0
+
+
+def test_a_buffer_size_is_at_most_one_pebibyte():
+    assert units.size("1 PiB", "x", units.MAX_SIZE_BYTES) == 2**50
+    with pytest.raises(GpusimError, match=r"^x: expected a size of at most 1 PiB"):
+        units.size("1e30 B", "x", units.MAX_SIZE_BYTES)

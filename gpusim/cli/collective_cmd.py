@@ -11,6 +11,8 @@ from gpusim.engine.fabric import Fabric
 from gpusim.errors import GpusimError
 
 CSV_HEADER = "op,ranks,bytes,time_us,algbw_GBps,busbw_GBps,algo,proto"
+# the collectives layer names its arguments ("algo: unknown algorithm"); the user typed these flags
+_FLAGS = {"op": "--op", "algo": "--algo", "proto": "--proto", "channels": "--channels", "ranks": "--ranks"}
 
 
 def add_parser(sub):
@@ -46,11 +48,17 @@ def run(args) -> int:
     if n < 2 or n > gpus:
         raise GpusimError("--ranks", f"expected 2..{gpus} (a collective needs at least 2 ranks; GPUs in "
                                      f"'{args.cluster}': {gpus}), got {n}")
-    ladder = sizes(units.size(args.min_bytes, "--min-bytes", default_unit="B"),
-                   units.size(args.max_bytes, "--max-bytes", default_unit="B"), args.step_factor,
+    most = units.MAX_SIZE_BYTES
+    ladder = sizes(units.size(args.min_bytes, "--min-bytes", most, default_unit="B"),
+                   units.size(args.max_bytes, "--max-bytes", most, default_unit="B"), args.step_factor,
                    names=("--min-bytes", "--max-bytes", "--step-factor"))
     model = cluster.model if args.launch == "host" else cluster.model.with_overrides(launch_floor_s=0.0)
-    rows = sweep(fabric, model, args.op, range(n), ladder, args.algo, args.proto, args.channels)
+    try:
+        rows = sweep(fabric, model, args.op, range(n), ladder, args.algo, args.proto, args.channels)
+    except GpusimError as exc:
+        if exc.path in _FLAGS:
+            raise GpusimError(_FLAGS[exc.path], exc.message) from None
+        raise
     if args.format == "csv":
         print(CSV_HEADER)
         for row in rows:

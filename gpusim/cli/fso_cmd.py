@@ -12,6 +12,9 @@ from gpusim import units
 from gpusim.errors import GpusimError
 from gpusim.links import fso, goodput, weather as weather_mod
 
+MAX_RTT_S = 1.0           # a geostationary satellite's round trip is ~0.5 s
+MAX_MTU_BYTES = 65_535    # the largest IPv4 packet (RFC 791 total length field)
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     d = fso.Optics()
@@ -54,6 +57,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     distance_m = units.length(args.distance, "--distance", allow_zero=False)
+    fso.check_distance(distance_m, "--distance")
     optics_fields = {k: v for k, v in {
         "wavelength": args.wavelength, "tx_power": args.tx_power, "divergence": args.divergence,
         "tx_aperture": args.tx_aperture, "rx_aperture": args.rx_aperture, "sensitivity": args.sensitivity,
@@ -66,12 +70,14 @@ def run(args) -> int:
     optics = _with_flags(fso.optics_from_dict, optics_fields)
     weather = _with_flags(fso.weather_from_dict, weather_fields)
     rtt_s = 2 * fso.propagation_delay_s(distance_m) if args.rtt is None else units.time(args.rtt, "--rtt")
+    if rtt_s > MAX_RTT_S:
+        raise GpusimError("--rtt", f"expected a round trip from 0 to {MAX_RTT_S:g} s, got {args.rtt!r}")
     mtu = None
     if args.mtu is not None:
-        mtu_f = units.size(args.mtu, "--mtu", default_unit="B", allow_zero=False)
-        if mtu_f != int(mtu_f):
-            raise GpusimError("--mtu", f"expected a whole number of bytes, got {args.mtu!r}")
-        mtu = int(mtu_f)
+        mtu = int(units.size(args.mtu, "--mtu", default_unit="B", allow_zero=False))
+        if mtu > MAX_MTU_BYTES:
+            raise GpusimError("--mtu", f"expected a payload of at most {MAX_MTU_BYTES:,} B (the largest IP packet), "
+                                       f"got {args.mtu!r}")
     try:
         result = fso_report(optics, distance_m, weather, rtt_s, mtu, fog_model=args.fog_model,
                             rain_model=args.rain_model, dsd_mu=args.dsd_mu,

@@ -48,6 +48,33 @@ AL_NABOULSI_WAVELENGTH_RANGE_M = (690e-9, 1550e-9)
 AL_NABOULSI_VISIBILITY_RANGE_M = (50.0, 1000.0)
 _REL_TOL = 1e-9  # "1550 nm" parses to 1.5500000000000002e-06
 
+# Bounds on every other input: each wider than terrestrial FSO links see, and together they keep every line of the
+# budget a finite float (1e308 dBm, 1e300 m or Cn² = 1e300 made inf or NaN of it): field -> (low, high, unit, what).
+DISTANCE_RANGE_M = (1.0, 200e3)  # the longest terrestrial FSO link, 144 km (La Palma-Tenerife, Ursin et al., Nature
+#   Physics 3, 2007); beyond ~420 km ITU-R P.1814's rain path reduction F turns negative
+MAX_PRECIPITATION_MM_PER_H = 2000.0  # above the largest one-minute rainfall on record, 31.2 mm (~1,870 mm/h;
+#   Unionville, Maryland, 4 July 1956)
+BOUNDS = {
+    "tx_power_dbm": (-30.0, 50.0, "dBm", "a transmit power from -30 to 50 dBm (1 uW to 100 W)"),
+    "sensitivity_dbm": (-100.0, 20.0, "dBm", "a receiver sensitivity from -100 to 20 dBm"),
+    "system_loss_db": (0.0, 100.0, "dB", "a system loss from 0 to 100 dB"),
+    # 1 urad: under the diffraction limit of a 1 m telescope at 1550 nm, 2.44 lambda/D = 3.8 urad
+    "divergence_rad": (1e-6, 1.0, "rad", "a full-angle divergence from 1 urad to 1 rad"),
+    "pointing_jitter_rad": (0.0, 1.0, "rad", "an rms pointing jitter from 0 to 1 rad"),
+    # 10 m: the largest single telescope mirrors (Keck, 10 m)
+    "tx_aperture_m": (0.0, 10.0, "m", "a transmit aperture from 0 to 10 m"),
+    "rx_aperture_m": (1e-3, 10.0, "m", "a receive aperture from 1 mm to 10 m"),
+    "line_rate_Bps": (1e6, 1e16, "B/s", "a line rate from 1 MB/s to 10 PB/s (as preset files' rates)"),
+    "frame_size_bytes": (1, 1 << 20, "B", "a frame size from 1 B to 1 MiB"),
+    # 350 km: a particle-free (Rayleigh) atmosphere's 3.912/beta = 340 km at 550 nm (beta = 0.0116/km); 10 m: inside
+    # the densest fog class (0-50 m, Kim et al. 2001)
+    "visibility_m": (10.0, 350e3, "m", "a visibility from 10 m to 350 km"),
+    "rain_mm_per_h": (0.0, MAX_PRECIPITATION_MM_PER_H, "mm/h", "a rain rate from 0 to 2000 mm/h"),
+    "snow_mm_per_h": (0.0, MAX_PRECIPITATION_MM_PER_H, "mm/h", "a snow rate from 0 to 2000 mm/h"),
+    # 1000 times strong near-ground turbulence (1e-13, physics.md §4.6)
+    "cn2_m_minus_2_3": (0.0, 1e-10, "m^-2/3", "a Cn² from 0 to 1e-10 m^-2/3"),
+}
+
 
 # --------------------------------------------------------------------------------------------------- inputs
 @dataclass(frozen=True)
@@ -76,15 +103,10 @@ class Optics:
 
     def __post_init__(self):
         p = "optics"
-        _finite(self.tx_power_dbm, f"{p}.tx_power_dbm")
-        _finite(self.sensitivity_dbm, f"{p}.sensitivity_dbm")
         _positive(self.wavelength_m, f"{p}.wavelength_m")
-        _positive(self.divergence_rad, f"{p}.divergence_rad")
-        _non_negative(self.tx_aperture_m, f"{p}.tx_aperture_m")
-        _positive(self.rx_aperture_m, f"{p}.rx_aperture_m")
-        _non_negative(self.system_loss_db, f"{p}.system_loss_db")
-        _non_negative(self.pointing_jitter_rad, f"{p}.pointing_jitter_rad")
-        _positive(self.line_rate_Bps, f"{p}.line_rate_Bps")
+        for name in ("tx_power_dbm", "sensitivity_dbm", "divergence_rad", "tx_aperture_m", "rx_aperture_m",
+                     "system_loss_db", "pointing_jitter_rad", "line_rate_Bps"):
+            _within(getattr(self, name), f"{p}.{name}")
         if not (0.0 < self.sensitivity_ber < 0.5):
             raise GpusimError(f"{p}.sensitivity_ber", f"expected a BER between 0 and 0.5, got {self.sensitivity_ber!r}")
         if self.noise_model not in NOISE_MODELS:
@@ -93,9 +115,10 @@ class Optics:
                 or self.frame_size_bytes <= 0:
             raise GpusimError(f"{p}.frame_size_bytes", f"expected a positive whole number of bytes, "
                                                        f"got {self.frame_size_bytes!r}")
+        _within(self.frame_size_bytes, f"{p}.frame_size_bytes")
         rates = tuple(float(r) for r in self.adaptive_rates_Bps)
         for i, r in enumerate(rates):
-            _positive(r, f"{p}.adaptive_rates_Bps[{i}]")
+            _within(r, f"{p}.adaptive_rates_Bps[{i}]", "line_rate_Bps")
         object.__setattr__(self, "adaptive_rates_Bps", rates)
 
 
@@ -113,9 +136,8 @@ class Weather:
     def __post_init__(self):
         p = "weather"
         _positive(self.visibility_m, f"{p}.visibility_m", "a visibility of 0 would mean infinite attenuation")
-        _non_negative(self.rain_mm_per_h, f"{p}.rain_mm_per_h")
-        _non_negative(self.snow_mm_per_h, f"{p}.snow_mm_per_h")
-        _non_negative(self.cn2_m_minus_2_3, f"{p}.cn2_m_minus_2_3")
+        for name in ("visibility_m", "rain_mm_per_h", "snow_mm_per_h", "cn2_m_minus_2_3"):
+            _within(getattr(self, name), f"{p}.{name}")
         if self.snow_kind not in SNOW_KINDS:
             raise unknown(f"{p}.snow_kind", self.snow_kind, SNOW_KINDS, "snow kind")
 
@@ -233,6 +255,9 @@ def itu_p1814_multiple_scattering_gain_db(rain_mm_per_h: float, distance_m: floa
     ln_r = math.log(rain_mm_per_h)
     a = p0 + p1 * ln_r + p2 * ln_r**2
     b = k0 + k1 * ln_r + k2 * ln_r**2
+    if b * math.log(distance_m / 1e3) > 700:  # b grows as ln²R: a drizzle of 1e-200 mm/h over 200 km overflowed
+        raise GpusimError("rain_mm_per_h", f"{rain_mm_per_h:g} mm/h over {distance_m:g} m is outside ITU-R P.1814's "
+                                           f"multiple-scattering fit (L^{b:.3g}); use the carbonneau rain model")
     return a * (distance_m / 1e3) ** b
 
 
@@ -506,9 +531,7 @@ def link_budget(optics: Optics, distance_m: float, weather: Weather, fog_model: 
     With ``optics.adaptive_rates_Bps`` the fastest rate whose margin is non-negative is chosen (sensitivity scaled by
     :func:`sensitivity_at_rate_dbm` from ``line_rate_Bps``); if none closes, the slowest, in outage.
     """
-    if isinstance(distance_m, bool) or not isinstance(distance_m, numbers.Real) or not math.isfinite(distance_m) \
-            or distance_m <= 0:
-        raise GpusimError("distance", f"expected a positive finite distance in metres, got {distance_m!r}")
+    check_distance(distance_m, "distance")
     lam = optics.wavelength_m
     _check_wavelength(lam, WAVELENGTH_RANGE_M, "optics.wavelength_m", "the fog models (ITU-R P.1814)")
     if fog_model not in _FOG:
@@ -549,6 +572,13 @@ def link_budget(optics: Optics, distance_m: float, weather: Weather, fog_model: 
     margin = p_rx - scint - sens
     ber0 = ber_ook(p_rx, sens, optics.sensitivity_ber, optics.noise_model)
     ber, per = faded_error_rates(p_rx, sens, s2, optics.frame_size_bytes, optics.sensitivity_ber, optics.noise_model)
+    lines = {"geometric_loss_db": geo, "atmospheric_loss_db": atmo, "pointing_loss_db": point,
+             "rytov_variance": s2, "scintillation_margin_db": scint, "margin_db": margin, "ber": ber,
+             "packet_error_rate": per}
+    for name, x in lines.items():  # the bounds above keep these finite; a NaN margin must never read as "no outage"
+        if not math.isfinite(x):
+            raise GpusimError("", f"the FSO link budget's {name} is {x} over {distance_m:g} m in {weather}; an input "
+                                  f"is outside what its models hold")
     return LinkBudget(
         distance_m=float(distance_m), wavelength_m=lam, line_rate_Bps=rate, tx_power_dbm=optics.tx_power_dbm,
         geometric_loss_db=geo, fog_model=fog_model, fog_db_per_km=fog_g, fog_loss_db=fog_g * L_km,
@@ -728,6 +758,21 @@ def _check_wavelength(lam: float, rng: tuple[float, float], path: str, what: str
     lo, hi = rng
     if not lo * (1 - _REL_TOL) <= lam <= hi * (1 + _REL_TOL):
         raise GpusimError(path, f"{lam * 1e9:g} nm is outside {lo * 1e9:g}-{hi * 1e9:g} nm, where {what} hold")
+
+
+def check_distance(distance_m, path: str) -> None:
+    """A link length within :data:`DISTANCE_RANGE_M`."""
+    lo, hi = DISTANCE_RANGE_M
+    if isinstance(distance_m, bool) or not isinstance(distance_m, numbers.Real) or not lo <= distance_m <= hi:
+        raise GpusimError(path, f"expected a link length from {lo:g} m to {hi / 1e3:g} km, got {distance_m!r} m")
+
+
+def _within(x, path: str, name: str | None = None) -> None:
+    """``x`` within :data:`BOUNDS` of the field ``name`` (the last part of ``path`` unless given)."""
+    lo, hi, unit, what = BOUNDS[name or path.rsplit(".", 1)[-1]]
+    _finite(x, path)
+    if not lo <= x <= hi:
+        raise GpusimError(path, f"expected {what}, got {x:g} {unit}")
 
 
 def _finite(x, path: str) -> None:

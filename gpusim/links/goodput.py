@@ -67,6 +67,8 @@ def go_back_n_utilisation(packet_error_rate: float, nak_slots: float, timeout_sl
     p = packet_error_rate
     if p >= 1.0:
         return 0.0
+    if p <= 0.0:
+        return 1.0  # not 1 + 0 * inf = NaN when a huge round trip makes nak_slots inf
     s = 1.0 + p * (nak_slots + 1.0 / (1.0 - p) + timeout_slots * p / (1.0 - p))
     return 1.0 / s
 

@@ -3,10 +3,16 @@
 A spec is a preset name, optionally with parameters: ``dgx-h100``, ``dgx-h100-cluster:servers=128``,
 ``switch:gpus=1024,bandwidth=50GB/s,latency=500ns``. Calibrated presets (fitted to measured NCCL data by
 ``gpusim calibrate``) are YAML files in this folder and work wherever a preset name does.
+
+Bounds (errors name the parameter): ``bandwidth``, ``nic_rate`` and ``fso_rate`` 1 MB/s to 10 PB/s, ``latency`` 0 to
+1 s; sizes as :mod:`gpusim.topology.builders` caps them, where they still simulate in seconds: ``switch`` 65,536 GPUs,
+``ring`` 4,096, ``fully_connected`` 512, clusters 2,048 servers and 16,384 GPUs in all (``fso-sites``: 1,024 servers
+a site).
 """
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -43,17 +49,30 @@ class Preset:
     params: dict                       # param name -> (parser kind, default)
 
 
+# The bounds of a calibrated preset file's numbers (gpusim/calibration/preset_file.py), far beyond any GPU cluster's
+# links, so that every flow's time stays a finite float: 1e308 s of latency made a call's time inf.
+RATE_RANGE_Bps = (1e6, 1e16)            # 1 MB/s to 10 PB/s
+MAX_LATENCY_S = 1.0
+_INTEGER = re.compile(r"[-+]?[0-9]{1,18}")   # ASCII digits only: '²'.isdigit() is True, int('+-5') a ValueError
+
+
 def _bw(v, path):
-    return units.bandwidth(v, path, allow_zero=False)   # a zero rate would only surface as a stalled network
+    x = units.bandwidth(v, path, allow_zero=False)   # a zero rate would only surface as a stalled network
+    if not RATE_RANGE_Bps[0] <= x <= RATE_RANGE_Bps[1]:
+        raise GpusimError(path, f"expected a bandwidth from 1 MB/s to 10 PB/s, got {v!r}")
+    return x
 
 
 def _lat(v, path):
-    return units.time(v, path)
+    x = units.time(v, path)
+    if x > MAX_LATENCY_S:
+        raise GpusimError(path, f"expected a latency from 0 to {MAX_LATENCY_S:g} s, got {v!r}")
+    return x
 
 
 def _int(v, path, low=1):
-    text = str(v).strip()
-    if isinstance(v, bool) or not (isinstance(v, int) or text.lstrip("+-").isdigit()) or int(text) < low:
+    text = v if isinstance(v, str) else str(v) if isinstance(v, int) and not isinstance(v, bool) else ""
+    if not _INTEGER.fullmatch(text.strip()) or int(text) < low:
         raise GpusimError(path, f"expected {'a positive' if low == 1 else 'a non-negative'} integer, got {v!r}")
     return int(text)
 
@@ -92,11 +111,10 @@ def _shape(builder):
     return lambda gpus, bandwidth, latency, **_: builder(gpus, bandwidth, latency)
 
 
-def _cluster(**fixed):
-    def build(servers, gpus_per_server, nic_rate, servers_per_leaf, spines, **_):
+def _cluster(name, **fixed):
+    def build(servers, gpus_per_server, nic_rate, servers_per_leaf, spines, **_):   # leaves ``fixed`` as it is
         return b.cluster(servers=servers, gpus_per_server=gpus_per_server, nic_rate_Bps=nic_rate,
-                         servers_per_leaf=servers_per_leaf, spines=spines or None, name=fixed.pop("name", "cluster"),
-                         **fixed)
+                         servers_per_leaf=servers_per_leaf, spines=spines or None, name=name, **fixed)
     return build
 
 
@@ -210,16 +228,22 @@ def build(spec: str | dict, path: str = "cluster", params: dict | None = None) -
     if name not in BUILTIN:
         raise unknown(path, name, names(), "cluster preset")
     preset = BUILTIN[name]
-    typed = {}
+    typed, where = {}, {key: f"{path}.{key}" for key in preset.params}
     for key, value in raw.items():
-        where = f"{path}.params.{key}" if key in (params or {}) else f"{path}.{key}"   # a scenario's params mapping
+        where[key] = f"{path}.params.{key}" if key in (params or {}) else f"{path}.{key}"   # a scenario's params
         if key not in preset.params:
-            raise unknown(where, key, preset.params, f"parameter of '{name}'")
-        typed[key] = PARSERS[preset.params[key][0]](value, where)
+            raise unknown(where[key], key, preset.params, f"parameter of '{name}'")
+        typed[key] = PARSERS[preset.params[key][0]](value, where[key])
     for key, (kind, default) in preset.params.items():
-        typed.setdefault(key, PARSERS[kind](default, f"{path}.{key}"))
-    graph = preset.build(**typed)
-    return Cluster(name, graph, preset.model(typed), spec=spec if isinstance(spec, str) else name, params=typed)
+        typed.setdefault(key, PARSERS[kind](default, where[key]))
+    try:
+        graph, model = preset.build(**typed), preset.model(typed).validate()
+    except GpusimError as exc:   # the builder's "cluster.gpus", the cost model's "cost_model.channels": the spec's key
+        head, _, key = exc.path.partition(".")
+        if head in ("cluster", "cost_model") and key in where:
+            raise GpusimError(where[key], exc.message) from None
+        raise
+    return Cluster(name, graph, model, spec=spec if isinstance(spec, str) else name, params=typed)
 
 
 def describe() -> list[dict]:

@@ -27,11 +27,22 @@ from gpusim.topology.graph import add_link, add_node, new_topology, summary  # n
 FABRICS = ("single_switch", "fat_tree", "rail_optimized")
 NIC_PLACEMENTS = ("per_gpu", "per_server", "none")
 SERVER_KINDS = ("nvswitch", "pcie")
+# Size caps, so that a cluster a builder accepts also simulates in seconds and well under 1 GB. Measured on a 2-core
+# machine, one 1 GiB all_reduce (tuner's choice) including build and routing: switch 16,384 GPUs 1.4 s / 114 MiB,
+# 65,536 4.9 s / 312 MiB, 262,144 22 s / 1.1 GiB (the default 25-size `gpusim collective` sweep: 16 s at 16,384,
+# 75 s at 65,536); ring 4,096 9.6 s / 350 MiB, 8,192 43 s / 1.2 GiB, 16,384 237 s / 4.6 GiB (a tree's paths run
+# half-way round); dgx-h100-cluster 2,048 servers (16,384 GPUs) 7.6 s / 290 MiB, 4,096 36 s / 520 MiB, 8,192 151 s
+# / 1 GiB; 32 servers of 512 GPUs 5.7 s; fso-sites 2 x 1,024 servers 2.5 s.
+MAX_SWITCH_GPUS = 65_536
+MAX_RING_GPUS = 4_096
+MAX_FULLY_CONNECTED_GPUS = 512        # n(n-1)/2 links: 130,816 at 512
+MAX_SERVERS = 2_048
+MAX_CLUSTER_GPUS = 16_384             # servers x gpus_per_server, and both sites of fso_sites together
 
 
 def _int(value, path: str, low: int = 1, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        bound = f" between {low} and {high}" if high is not None else (" >= %d" % low if low != 1 else "")
+        bound = f" between {low:,} and {high:,}" if high is not None else (" >= %d" % low if low != 1 else "")
         what = "a positive integer" if low == 1 else "an integer"
         raise GpusimError(path, f"expected {what}{bound}, got {value!r}")
     return value
@@ -117,8 +128,9 @@ def cluster(servers: int = 2, gpus_per_server: int = 8, server: str = "nvswitch"
     the others on rail leaf r (one hop for same-rail traffic); rail leaves join through spines. ``gpu_io_Bps``
     caps each GPU's send + receive total (:func:`gpusim.links.technology.gpu_io`).
     """
-    _int(servers, f"{path}.servers", high=100_000)
+    _int(servers, f"{path}.servers", high=MAX_SERVERS)
     _int(gpus_per_server, f"{path}.gpus_per_server", high=576)
+    _total_gpus(servers * gpus_per_server, f"{path}.servers", f"{servers} servers x {gpus_per_server} GPUs")
     _choice(server, SERVER_KINDS, f"{path}.server", "server kind")
     _choice(nics, NIC_PLACEMENTS[:2], f"{path}.nics", "NIC placement")
     _choice(fabric, FABRICS, f"{path}.fabric", "fabric")
@@ -180,7 +192,10 @@ def fso_sites(servers_per_site: int = 1, gpus_per_server: int = 8, server: str =
     ``backup``: None, or 'fiber'/'microwave' — a slower path used only while every FSO link is down. FSO links
     carry ``link_id`` attributes 'fso0', 'fso1', ... so weather can be attached to them.
     """
-    _int(servers_per_site, f"{path}.servers_per_site", high=10_000)
+    _int(servers_per_site, f"{path}.servers_per_site", high=MAX_SERVERS // 2)
+    _int(gpus_per_server, f"{path}.gpus_per_server", high=576)
+    _total_gpus(2 * servers_per_site * gpus_per_server, f"{path}.servers_per_site",
+                f"2 sites x {servers_per_site} servers x {gpus_per_server} GPUs")
     _int(fso_links, f"{path}.fso_links", high=64)
     if not distance_m > 0:
         raise GpusimError(f"{path}.distance", f"expected a positive length, got {distance_m!r}")
@@ -215,8 +230,14 @@ def fso_sites(servers_per_site: int = 1, gpus_per_server: int = 8, server: str =
     return g
 
 
-def _shape(name: str, n: int, path: str) -> nx.DiGraph:
-    _int(n, f"{path}.gpus", low=2, high=1_000_000)
+def _total_gpus(n: int, path: str, how: str) -> None:
+    if n > MAX_CLUSTER_GPUS:
+        raise GpusimError(path, f"{how} make {n:,} GPUs; at most {MAX_CLUSTER_GPUS:,} (larger clusters take minutes "
+                                f"and gigabytes to simulate)")
+
+
+def _shape(name: str, n: int, path: str, high: int) -> nx.DiGraph:
+    _int(n, f"{path}.gpus", low=2, high=high)
     g = new_topology(name, routing="shortest")
     for i in range(n):
         add_node(g, f"gpu{i}", "gpu", rank=i, server=i)
@@ -225,7 +246,7 @@ def _shape(name: str, n: int, path: str) -> nx.DiGraph:
 
 def ring(gpus: int, bandwidth_Bps: float, latency_s: float, bidirectional: bool = True, path: str = "cluster") -> nx.DiGraph:
     """N endpoints in a ring, each joined to the next by one link (ASTRA-sim's analytical 'Ring')."""
-    g = _shape("ring", gpus, path)
+    g = _shape("ring", gpus, path, MAX_RING_GPUS)
     spec = tech.generic(bandwidth_Bps, latency_s, path)
     for i in range(gpus):
         add_link(g, f"gpu{i}", f"gpu{(i + 1) % gpus}", spec)
@@ -234,7 +255,7 @@ def ring(gpus: int, bandwidth_Bps: float, latency_s: float, bidirectional: bool 
 
 def switch(gpus: int, bandwidth_Bps: float, latency_s: float, path: str = "cluster") -> nx.DiGraph:
     """N endpoints on one non-blocking switch (ASTRA-sim's 'Switch'); ``latency_s`` is per link (two per path)."""
-    g = _shape("switch", gpus, path)
+    g = _shape("switch", gpus, path, MAX_SWITCH_GPUS)
     add_node(g, "switch0", "switch")
     spec = tech.generic(bandwidth_Bps, latency_s, path)
     for i in range(gpus):
@@ -244,9 +265,10 @@ def switch(gpus: int, bandwidth_Bps: float, latency_s: float, path: str = "clust
 
 def fully_connected(gpus: int, bandwidth_Bps: float, latency_s: float, path: str = "cluster") -> nx.DiGraph:
     """N endpoints with a direct link between every pair (ASTRA-sim's 'FullyConnected')."""
-    if isinstance(gpus, int) and gpus > 512:
-        raise GpusimError(f"{path}.gpus", f"fully_connected builds n(n-1)/2 links; expected at most 512 endpoints, got {gpus}")
-    g = _shape("fully_connected", gpus, path)
+    if isinstance(gpus, int) and gpus > MAX_FULLY_CONNECTED_GPUS:
+        raise GpusimError(f"{path}.gpus", f"fully_connected builds n(n-1)/2 links; expected at most "
+                                          f"{MAX_FULLY_CONNECTED_GPUS} endpoints, got {gpus}")
+    g = _shape("fully_connected", gpus, path, MAX_FULLY_CONNECTED_GPUS)
     spec = tech.generic(bandwidth_Bps, latency_s, path)
     for i in range(gpus):
         for j in range(i + 1, gpus):
