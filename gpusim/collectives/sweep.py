@@ -38,7 +38,8 @@ def sizes(min_bytes: float, max_bytes: float, step_factor: float = 2.0,
                                 f"{points:,} sizes; at most {MAX_POINTS:,}: raise {step} or narrow {lo}..{hi}")
     out, s = [], float(min_bytes)
     while s <= max_bytes * (1 + 1e-12):
-        out.append(int(round(s)))
+        if not out or int(round(s)) != out[-1]:      # a factor below 2 repeats small sizes once rounded (1, 2, 2, 3)
+            out.append(int(round(s)))
         s *= step_factor
     return out
 
