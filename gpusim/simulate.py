@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gpusim import __version__, presets
+from gpusim.collectives import nccl_model as nm
 from gpusim.collectives.bus_bandwidth import busbw_GBps
 from gpusim.collectives.run import Collectives
 from gpusim.engine.fabric import Fabric
@@ -20,7 +21,7 @@ from gpusim.links.technology import family
 from gpusim.scenario import fields as F
 from gpusim.scenario.schema import ClusterSpec, Scenario
 from gpusim.topology.graph import summary
-from gpusim.workloads.jobs import JobRecord, check_transfer, job_process
+from gpusim.workloads.jobs import JobRecord, check_traffic, check_transfer, job_process
 
 
 @dataclass
@@ -103,6 +104,9 @@ def build_cluster(spec: ClusterSpec):
         given, preset = overrides["ring_channel_Bps"], cluster.model.ring_channel_Bps
         overrides["ring_channel_Bps"] = {p: {**preset.get(p, {}), **given.get(p, {})} for p in {*preset, *given}}
     model = cluster.model.with_overrides(**overrides).validate(f"{spec.path}.cost_model")
+    if model.nvls and nm.ARCHS[model.arch][1] < 90:    # else every collective failed, named only 'nvls'
+        raise GpusimError(f"{spec.path}.cost_model.nvls", f"NVLink SHARP needs Hopper NVSwitches or later; this "
+                                                          f"cluster's GPUs are {model.arch}")
     return cluster, model
 
 
@@ -128,11 +132,13 @@ def _run_cluster(scenario: Scenario, spec: ClusterSpec) -> ClusterResult:
             ranks = F.ranks(job.raw["ranks"], f"{job.path}.ranks", len(fabric.gpus),
                             cluster=spec.label if len(scenario.clusters) > 1 else None)
             n = len(ranks)
+            if job.type == "traffic":
+                check_traffic(job, n)
         else:
             check_transfer(fabric, job)
         record = JobRecord(job.name, job.type, job.raw["size_bytes"], n)
         records.append(record)
-        env.process(job_process(fabric, coll, job, ranks, record, events, rng))
+        env.process(job_process(fabric, coll, job, ranks, record, events, rng, spec.path))
     weather_report = None
     if scenario.weather:
         from gpusim.workloads.weather_driver import attach_weather  # FSO what-ifs
@@ -169,11 +175,16 @@ def _run_jobs(env, done, limit_s: float | None) -> float:
     """Run until every job is done, the duration limit, or nothing is left to happen (the jobs stalled for good);
     timers still pending when the jobs are done (weather steps, outage detection) do not run the clock on.
     Returns the run's span, the clock at the stop: the last job's end, the limit if it cut a job off, or the
-    last event when the jobs stalled with no limit."""
+    last event when the jobs stalled with no limit. A clock past F.MAX_TIME_S (no limit stops it sooner) is an
+    error: there float seconds no longer resolve the model's nanoseconds and results would be silently off."""
     while not done.triggered:
         t = env.peek()
         if t == np.inf or (limit_s is not None and t >= limit_s):
             break
+        if t > F.MAX_TIME_S:
+            raise GpusimError("run.duration_limit", f"the jobs run past {F.MAX_TIME_S:g} s of simulated time, where "
+                                                    "float seconds lose nanosecond resolution; make them shorter "
+                                                    "or stop the run sooner with run.duration_limit")
         env.step()
     if limit_s is not None and not done.triggered and env.now < limit_s:
         env.run(until=limit_s)  # events at the limit itself do not run, as before

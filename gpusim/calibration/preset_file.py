@@ -32,7 +32,7 @@ from pathlib import Path
 import networkx as nx
 import yaml
 
-from gpusim import units
+from gpusim import units, yaml_strict
 from gpusim.collectives.cost_model import OPS, OWN_CHUNK_OPS, PAYLOAD_EFFICIENCY, PROTOCOLS, RING_OPS, CostModel
 from gpusim.errors import GpusimError, did_you_mean, unknown
 from gpusim.links import technology as tech
@@ -446,12 +446,7 @@ def read(path: str | Path) -> CalibratedPreset:
     except UnicodeDecodeError as exc:
         raise GpusimError(str(path), f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}): a "
                                      "calibrated preset is a YAML file in UTF-8") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise GpusimError(str(path), f"not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    doc = yaml_strict.load(text, str(path), f"{path.name}:")     # strict: a key given twice is an error, not the last
     return parse(doc, path.stem, path.name)
 
 

@@ -27,11 +27,11 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
-import yaml
 
 from gpusim import units
 from gpusim.errors import GpusimError, unknown
 from gpusim.links import fso, goodput
+from gpusim import yaml_strict
 
 
 @dataclass(frozen=True)
@@ -82,13 +82,15 @@ def constant_weather(weather: fso.Weather | None = None, end_s: float = math.inf
 _SCHEDULE_FIELDS = ("time", "visibility", "rain", "snow", "snow_kind", "cn2")
 
 
-def weather_schedule(entries: list, path: str = "weather.schedule", end_s: float = math.inf) -> WeatherTimeline:
+def weather_schedule(entries: list, path: str = "weather.schedule", end_s: float = math.inf,
+                     max_time_s: float = math.inf) -> WeatherTimeline:
     """A timeline from ``[{time: "0 s", visibility: "10 km"}, {time: "30 min", visibility: "400 m", rain:
     "5 mm/h"}, ...]``.
 
     ``time`` is required and starts at 0; the first entry must give ``visibility``; rain and snow default to 0,
     ``snow_kind`` to wet and ``cn2`` to 1e-14 there. Later entries keep every field they leave out from the entry
-    before. Errors name the entry and field (``weather.schedule[2].rain``).
+    before. Errors name the entry and field (``weather.schedule[2].rain``); a time past ``max_time_s`` (a
+    scenario's bound on its times) is one.
     """
     if not isinstance(entries, (list, tuple)) or not entries:
         raise GpusimError(path, "expected a non-empty list of entries such as {time: '0 s', visibility: '10 km'}")
@@ -108,7 +110,7 @@ def weather_schedule(entries: list, path: str = "weather.schedule", end_s: float
             raise GpusimError(f"{p}.visibility", "required in the first entry, e.g. visibility: '10 km'")
         fields = {k: v for k, v in entry.items() if k != "time"}
         w = fso.weather_from_dict(fields, p, base=prev or fso.Weather())
-        _check_time(times, t, f"{p}.time")
+        _check_time(times, t, f"{p}.time", max_time_s)
         times.append(t)
         weathers.append(w)
         prev = w
@@ -117,17 +119,15 @@ def weather_schedule(entries: list, path: str = "weather.schedule", end_s: float
 
 def weather_schedule_from_yaml(text: str, path: str = "weather.schedule", end_s: float = math.inf) -> WeatherTimeline:
     """:func:`weather_schedule` from YAML text holding the list of entries."""
-    try:
-        entries = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise GpusimError(path, f"not valid YAML: {str(exc).splitlines()[0]}") from None
+    entries = yaml_strict.load(text, "the schedule", path)    # strict: a key given twice is an error
     return weather_schedule(entries, path, end_s)
 
 
 _HEADER = re.compile(r"^\s*([A-Za-z_0-9²]+)\s*(?:[\(\[]\s*(.+?)\s*[\)\]])?\s*$")
 
 
-def weather_schedule_from_csv(text: str, path: str = "weather.csv", end_s: float = math.inf) -> WeatherTimeline:
+def weather_schedule_from_csv(text: str, path: str = "weather.csv", end_s: float = math.inf,
+                              max_time_s: float = math.inf) -> WeatherTimeline:
     """A timeline from CSV text with a header row of ``time, visibility, rain, snow`` (and optionally ``snow_kind``,
     ``cn2``).
 
@@ -169,7 +169,7 @@ def weather_schedule_from_csv(text: str, path: str = "weather.csv", end_s: float
     if not entries:
         raise GpusimError(path, "no rows after the header")
     try:
-        return weather_schedule(entries, "\0", end_s)
+        return weather_schedule(entries, "\0", end_s, max_time_s)
     except GpusimError as exc:  # "\0[3].rain" -> "weather.csv[line 5].rain"
         m = re.match(r"^\0\[(\d+)\](.*)$", exc.path)
         where = f"{path}[line {line_of[int(m.group(1))]}]{m.group(2)}" if m else path
@@ -184,7 +184,9 @@ def _is_number(s: str) -> bool:
         return False
 
 
-def _check_time(times: list, t: float, path: str) -> None:
+def _check_time(times: list, t: float, path: str, max_time_s: float = math.inf) -> None:
+    if t > max_time_s:
+        raise GpusimError(path, f"expected a time up to {max_time_s:g} s, got {t!r} s")
     if not times and t != 0.0:
         raise GpusimError(path, f"the first entry must be at time 0, got {t!r} s")
     if times and not t > times[-1]:

@@ -2,15 +2,28 @@
 from __future__ import annotations
 
 import math
+import re
 
 from gpusim import units
 from gpusim.errors import GpusimError, did_you_mean
+
+
+# Scenario times stop here: 115 days, where float64 seconds still resolve ~2 ns. Beyond it event times round
+# (a job started at 1e15 s lasted 0 ns) and a far-off end hangs the weather generator.
+MAX_TIME_S = 1e7
+_RANGE = re.compile(r"\s*([0-9]{1,18})\s*-\s*([0-9]{1,18})\s*")     # ASCII digits only: '²'.isdigit() is True
 
 
 def mapping(value, path: str) -> dict:
     if not isinstance(value, dict):
         raise GpusimError(path, f"expected a mapping (key: value lines), got {type(value).__name__} {value!r}")
     return value
+
+
+def optional_mapping(d: dict, key: str, path: str) -> dict:
+    """``d[key]`` as a mapping; left out or null is an empty one, any other non-mapping (0, [], '') an error."""
+    value = d.get(key)
+    return {} if value is None else mapping(value, path)
 
 
 def check_keys(d: dict, allowed, path: str, required=()) -> None:
@@ -57,11 +70,17 @@ def string(value, path: str, choices=None) -> str:
 
 
 def size(value, path: str) -> float:
-    return units.size(value, path, default_unit="B")
+    """A job's bytes: whole, at most :data:`gpusim.units.MAX_SIZE_BYTES` (1 PiB)."""
+    return units.size(value, path, max_bytes=units.MAX_SIZE_BYTES, default_unit="B")
 
 
 def time(value, path: str, allow_zero: bool = True) -> float:
-    return units.time(value, path, allow_zero=allow_zero)
+    """Seconds, at most :data:`MAX_TIME_S`."""
+    t = units.time(value, path, allow_zero=allow_zero)
+    if t > MAX_TIME_S:
+        raise GpusimError(path, f"expected a time up to {MAX_TIME_S:g} s (115 days; beyond it float seconds lose the "
+                                f"simulator's nanosecond resolution), got {value!r}")
+    return t
 
 
 def rank_spans(value, path: str) -> list[tuple[int, int]] | None:
@@ -75,10 +94,10 @@ def rank_spans(value, path: str) -> list[tuple[int, int]] | None:
     for i, item in enumerate(items):
         where = f"{path}[{i}]" if isinstance(value, list) else path
         if isinstance(item, str) and "-" in item:
-            lo, _, hi = item.partition("-")
-            if not (lo.strip().isdigit() and hi.strip().isdigit()) or int(lo) > int(hi):
+            m = _RANGE.fullmatch(item)
+            if not m or int(m.group(1)) > int(m.group(2)):
                 raise GpusimError(where, f"expected a range such as '0-7', got {item!r}")
-            spans.append((int(lo), int(hi)))
+            spans.append((int(m.group(1)), int(m.group(2))))
         elif isinstance(item, int) and not isinstance(item, bool):
             spans.append((item, item))
         else:

@@ -18,24 +18,25 @@ jobs:
 run: {duration_limit: 60 s}
 ```
 Parsing is strict: unknown keys, missing units, out-of-range ranks and unknown names raise ``GpusimError`` with the
-field path. Only ``yaml.safe_load`` is used.
+field path. YAML is read safely and strictly (:mod:`gpusim.yaml_strict`): a key given twice, a recursive
+alias and nesting or alias expansion past generous limits are errors too.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from gpusim import presets
 from gpusim.errors import GpusimError, unknown
 from gpusim.scenario import fields as F
+from gpusim import yaml_strict
 
 JOB_TYPES = ("collective", "transfer", "traffic")
 PATTERNS = ("all_pairs", "permutation", "shift")
 _TOP = ("name", "description", "seed", "cluster", "clusters", "jobs", "run", "weather")
 _CLUSTER = ("preset", "params", "links", "cost_model")
 _LINK = ("technology", "kind", "bandwidth", "latency", "efficiency")
+_LINK_RATE_Bps = (1e6, 1e16)     # a link override's rate: 1 MB/s to 10 PB/s, as a preset's (gpusim.presets)
 _COST = ("call_overhead", "launch_floor", "channels", "ring_channel", "step_latency_scale", "base_latency_scale",
          "tuner", "nvls", "protocols", "graph_channels", "graph_bw")
 _COMMON_JOB = ("name", "type", "start", "after", "repeat", "gap")
@@ -81,22 +82,17 @@ def load(path: str | Path) -> Scenario:
     p = Path(path)
     if not p.is_file():
         raise GpusimError("", f"scenario file '{path}' not found")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise GpusimError("", f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    data = yaml_strict.load(yaml_strict.read_text(p), str(path))
     scenario = parse(data, default_name=p.stem)
     for spec in scenario.clusters:   # a calibrated preset file is named relative to the scenario, as weather.csv
         name, sep, params = spec.preset.partition(":")
         if presets.is_preset_file(name) and not Path(name).is_absolute():
             spec.preset = str(p.parent / name) + sep + params
     if scenario.weather and "csv" in scenario.weather:  # read here: nothing below the scenario layer reads files
-        csv_path = p.parent / str(scenario.weather["csv"])
+        csv_path = p.parent / F.string(scenario.weather["csv"], "weather.csv")
         if not csv_path.is_file():
             raise GpusimError("weather.csv", f"file '{csv_path}' not found")
-        scenario.weather_csv_text = csv_path.read_text()
+        scenario.weather_csv_text = yaml_strict.read_text(csv_path, "weather.csv")
     return scenario
 
 
@@ -113,7 +109,12 @@ def parse(data, default_name: str = "scenario") -> Scenario:
         cmap = F.mapping(d["clusters"], "clusters")
         if not cmap:
             raise GpusimError("clusters", "expected at least one cluster")
-        clusters = [_cluster(spec, str(label), f"clusters.{label}") for label, spec in cmap.items()]
+        clusters = []
+        for label, spec in cmap.items():
+            name = _name(label, f"clusters.{label}")
+            if any(c.label == name for c in clusters):   # {1: a, '1': b}: two columns both headed '1'
+                raise GpusimError(f"clusters.{label}", f"the label '{name}' is given twice")
+            clusters.append(_cluster(spec, name, f"clusters.{label}"))
     jobs_raw = d["jobs"]
     if not isinstance(jobs_raw, list) or not jobs_raw:
         raise GpusimError("jobs", "expected a non-empty list of jobs")
@@ -125,7 +126,7 @@ def parse(data, default_name: str = "scenario") -> Scenario:
         if after is not None and after not in names[:i]:
             raise GpusimError(f"jobs[{i}].after", f"'{after}' is not the name of an earlier job; earlier: "
                                                    f"{', '.join(names[:i]) or 'none'}")
-    run = F.mapping(d.get("run", {}) or {}, "run")
+    run = F.optional_mapping(d, "run", "run")
     F.check_keys(run, ("duration_limit",), "run")
     limit = F.time(run["duration_limit"], "run.duration_limit", allow_zero=False) if "duration_limit" in run else None
     weather = F.mapping(d["weather"], "weather") if d.get("weather") is not None else None
@@ -160,9 +161,9 @@ def _cluster(spec, label: str, path: str) -> ClusterSpec:
         raise GpusimError(path, f"expected a preset name such as 'dgx-h100' or a mapping with {', '.join(_CLUSTER)}, "
                                 f"got {type(spec).__name__} {spec!r}")
     F.check_keys(spec, _CLUSTER, path, required=("preset",))
-    params = F.mapping(spec.get("params", {}) or {}, f"{path}.params")
+    params = F.optional_mapping(spec, "params", f"{path}.params")
     links = []
-    links_raw = spec.get("links", []) or []
+    links_raw = [] if spec.get("links") is None else spec["links"]
     if not isinstance(links_raw, list):
         raise GpusimError(f"{path}.links", f"expected a list of link overrides such as [{{technology: roce, bandwidth: "
                                            f"200 Gb/s}}], got {type(links_raw).__name__} {links_raw!r}")
@@ -172,20 +173,24 @@ def _cluster(spec, label: str, path: str) -> ClusterSpec:
         F.check_keys(link, _LINK, lp)
         if "technology" not in link and "kind" not in link:
             raise GpusimError(lp, "say which links to change with 'technology' (e.g. roce, nvlink4, pcie5) or 'kind'")
-        out = {k: link[k] for k in ("technology", "kind") if k in link}
+        out = {k: F.string(link[k], f"{lp}.{k}") for k in ("technology", "kind") if k in link}   # null matched all
         if "bandwidth" in link:
             from gpusim import units
-            out["bandwidth_Bps"] = units.bandwidth(link["bandwidth"], f"{lp}.bandwidth", allow_zero=False)
+            bw = units.bandwidth(link["bandwidth"], f"{lp}.bandwidth", allow_zero=False)
+            if not _LINK_RATE_Bps[0] <= bw <= _LINK_RATE_Bps[1]:     # 1e-300 B/s ran the clock past any bound
+                raise GpusimError(f"{lp}.bandwidth",
+                                  f"expected a bandwidth from 1 MB/s to 10 PB/s, got {link['bandwidth']!r}")
+            out["bandwidth_Bps"] = bw
         if "latency" in link:
             out["latency_s"] = F.time(link["latency"], f"{lp}.latency")
         if "efficiency" in link:
             eff = F.number(link["efficiency"], f"{lp}.efficiency", low=0)
-            if not 0 < eff <= 1:
-                raise GpusimError(f"{lp}.efficiency", f"expected a number in (0, 1], got {eff}")
+            if not 1e-3 <= eff <= 1:                                  # 1e-300 as good as a cut link
+                raise GpusimError(f"{lp}.efficiency", f"expected a number from 0.001 to 1, got {eff}")
             out["efficiency"] = eff
         links.append(out)
     cost = {}
-    cm = F.mapping(spec.get("cost_model", {}) or {}, f"{path}.cost_model")
+    cm = F.optional_mapping(spec, "cost_model", f"{path}.cost_model")
     F.check_keys(cm, _COST, f"{path}.cost_model")
     for key, value in cm.items():
         kp = f"{path}.cost_model.{key}"
@@ -213,6 +218,8 @@ def _cluster(spec, label: str, path: str) -> ClusterSpec:
             cost["graph_bw_Bps"] = units.bandwidth(value, kp, allow_zero=False)
         elif key == "protocols":
             items = value if isinstance(value, list) else [value]
+            if not items:
+                raise GpusimError(kp, "expected one or more of LL, LL128, Simple")
             cost["allowed_protocols"] = tuple(F.string(v, f"{kp}[{i}]", ("LL", "LL128", "Simple")) for i, v in enumerate(items))
     return ClusterSpec(label, F.string(spec["preset"], f"{path}.preset"), params, links, cost, path)
 
@@ -229,6 +236,10 @@ def _job(j, i: int) -> JobSpec:
         raw["after"] = F.string(j["after"], f"{path}.after")
     raw["repeat"] = F.integer(j.get("repeat", 1), f"{path}.repeat", low=1, high=1_000_000)
     raw["gap_s"] = F.time(j["gap"], f"{path}.gap") if "gap" in j else 0.0
+    last = raw.get("start_s", 0.0) + (raw["repeat"] - 1) * raw["gap_s"]
+    if last > F.MAX_TIME_S:
+        raise GpusimError(f"{path}.gap", f"the last repeat would start at {last:g} s, past the {F.MAX_TIME_S:g} s "
+                                         "a scenario may span")
     if jtype == "collective":
         F.check_keys(j, _JOB[jtype], path, required=("op", "size"))
         from gpusim.collectives.cost_model import PROTOCOLS

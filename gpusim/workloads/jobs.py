@@ -13,6 +13,11 @@ from gpusim.collectives.run import Collectives
 from gpusim.engine.fabric import Fabric
 from gpusim.errors import GpusimError
 
+# One traffic job's flows at most: all_pairs on 1000 ranks. A flow costs the engine ~1.5 KB and 1 M of them ~40 s;
+# all_pairs on 2000 GPUs (4 M flows) ran for minutes in GBs.
+MAX_TRAFFIC_FLOWS = 1_000_000
+_JOB_FIELDS = ("algo", "proto", "channels", "ranks")   # what a collective's own errors are named by
+
 
 @dataclass
 class JobRecord:
@@ -46,8 +51,9 @@ def traffic_flows(fabric: Fabric, pattern: str, ranks: list[int], size_bytes: fl
 
 
 def job_process(fabric: Fabric, coll: Collectives, job, ranks: list[int] | None, record: JobRecord, events: dict,
-                rng: np.random.Generator):
-    """The simpy process of one job (``job`` is a :class:`gpusim.scenario.schema.JobSpec`)."""
+                rng: np.random.Generator, cluster_path: str = "cluster"):
+    """The simpy process of one job (``job`` is a :class:`gpusim.scenario.schema.JobSpec`) on the cluster the
+    scenario gives at ``cluster_path``."""
     env = fabric.env
     raw = job.raw
     if raw.get("after"):
@@ -58,8 +64,12 @@ def job_process(fabric: Fabric, coll: Collectives, job, ranks: list[int] | None,
     for it in range(raw["repeat"]):
         t0 = env.now
         if job.type == "collective":
-            result = yield env.process(coll.collective(raw["op"], ranks, raw["size_bytes"], raw["algo"], raw["proto"],
-                                                       raw["channels"], label=job.name))
+            try:
+                call = coll.collective(raw["op"], ranks, raw["size_bytes"], raw["algo"], raw["proto"], raw["channels"],
+                                       label=job.name)
+            except GpusimError as exc:
+                raise _collective_error(exc, job, cluster_path) from None
+            result = yield env.process(call)
             record.detail = {"op": result.op, "algo": result.algo, "proto": result.proto, "channels": result.channels}
         elif job.type == "transfer":
             yield fabric.run_flows([fabric.flow(fabric.gpu(raw["src"]), fabric.gpu(raw["dst"]), raw["size_bytes"],
@@ -71,6 +81,28 @@ def job_process(fabric: Fabric, coll: Collectives, job, ranks: list[int] | None,
             yield env.timeout(raw["gap_s"])
     record.finished = True
     events[job.name].succeed()
+
+
+def _collective_error(exc: GpusimError, job, cluster_path: str) -> GpusimError:
+    """A collective's error named by the field the user wrote: the job's (``algo`` -> ``jobs[0].algo``), or, when
+    NCCL's tuner finds no protocol left, the job's forced ``proto`` or the cluster's ``cost_model.protocols``."""
+    if exc.path in _JOB_FIELDS:
+        path = f"{job.path}.{exc.path}"
+    elif exc.path in ("algos", "protos"):
+        path = f"{job.path}.proto" if job.raw["proto"] != "auto" else f"{cluster_path}.cost_model.protocols"
+    else:
+        return exc
+    where = f" (on {cluster_path})" if cluster_path != "cluster" else ""
+    return GpusimError(path, exc.message + where)
+
+
+def check_traffic(job, n_ranks: int) -> None:
+    """Refuse a traffic job of more than MAX_TRAFFIC_FLOWS flows before it is built."""
+    flows = n_ranks * (n_ranks - 1) if job.raw["pattern"] == "all_pairs" else n_ranks
+    if flows > MAX_TRAFFIC_FLOWS:
+        raise GpusimError(f"{job.path}.ranks", f"{job.raw['pattern']} on {n_ranks} ranks makes {flows} flows; a "
+                                               f"traffic job may make at most {MAX_TRAFFIC_FLOWS} (all_pairs on 1000 "
+                                               "ranks): give fewer ranks or split the job")
 
 
 def check_transfer(fabric: Fabric, job) -> None:

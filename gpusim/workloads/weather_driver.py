@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from gpusim import units
 from gpusim.engine.fabric import Fabric
 from gpusim.errors import GpusimError, unknown
 from gpusim.links import fso, goodput
@@ -41,18 +40,19 @@ def timeline_from(cfg: dict, rng: np.random.Generator, path: str, csv_text: str 
         raise GpusimError(path, "give exactly one of schedule, constant, markov or csv")
     kind = given[0]
     if kind == "schedule":
-        return wx.weather_schedule(cfg["schedule"], f"{path}.schedule")
+        return wx.weather_schedule(cfg["schedule"], f"{path}.schedule", max_time_s=F.MAX_TIME_S)
     if kind == "csv":
         if csv_text is None:
             raise GpusimError(f"{path}.csv", "a weather CSV is read from a scenario file; in a notebook use schedule")
-        return wx.weather_schedule_from_csv(csv_text, f"{path}.csv")
+        return wx.weather_schedule_from_csv(csv_text, f"{path}.csv", max_time_s=F.MAX_TIME_S)
     if kind == "constant":
         const = F.mapping(cfg["constant"], f"{path}.constant")
         return wx.constant_weather(fso.weather_from_dict(const, f"{path}.constant"))
     mk = F.mapping(cfg["markov"], f"{path}.markov")
     F.check_keys(mk, ("duration", "start"), f"{path}.markov", required=("duration",))
-    return wx.markov_weather(rng, units.time(mk["duration"], f"{path}.markov.duration"),
-                             start_state=mk.get("start", "clear"), path=f"{path}.markov")
+    return wx.markov_weather(rng, F.time(mk["duration"], f"{path}.markov.duration", allow_zero=False),
+                             start_state=F.string(mk.get("start", "clear"), f"{path}.markov.start"),
+                             path=f"{path}.markov")
 
 
 def attach_weather(fabric: Fabric, cfg: dict, rng: np.random.Generator, path: str = "weather",
@@ -70,7 +70,7 @@ def attach_weather(fabric: Fabric, cfg: dict, rng: np.random.Generator, path: st
     if not isinstance(names, list):
         raise GpusimError(f"{path}.links", f"expected a list of FSO link ids, got {names!r}")
     for i, name in enumerate(names):
-        if name not in fso_links:
+        if not isinstance(name, str) or name not in fso_links:     # [1] is no id (and unhashable)
             raise unknown(f"{path}.links[{i}]", name, fso_links, "FSO link")
     transport = F.string(cfg.get("transport", "roce"), f"{path}.transport", goodput.TRANSPORTS)
     fog_model = F.string(cfg.get("fog_model", "kim"), f"{path}.fog_model", fso.FOG_MODELS)
@@ -80,7 +80,7 @@ def attach_weather(fabric: Fabric, cfg: dict, rng: np.random.Generator, path: st
     for name in names:
         u, v = fso_links[name]
         edge = g.edges[u, v]
-        optics = fso.optics_from_dict(cfg.get("optics", {}) or {}, f"{path}.optics",
+        optics = fso.optics_from_dict(F.optional_mapping(cfg, "optics", f"{path}.optics"), f"{path}.optics",
                                       base=fso.Optics(line_rate_Bps=edge["bandwidth_Bps"]))
         distance = edge.get("distance_m", 1000.0)
         rtt = F.time(cfg["rtt"], f"{path}.rtt") if "rtt" in cfg else 2 * fso.propagation_delay_s(distance) + 10e-6
@@ -97,10 +97,7 @@ def attach_weather(fabric: Fabric, cfg: dict, rng: np.random.Generator, path: st
             down = sum(b - a for a, b in outages)
             out["links"][name] = {"availability": 1 - down / span_s if span_s > 0 else 1.0, "downtime_s": down,
                                   "outages": outages, "flows_rerouted": st["rerouted"], "weather_changes": st["steps"]}
-        stalls: dict[str, float] = {}
-        for grp in fabric.net.groups:
-            stalls[grp.label] = stalls.get(grp.label, 0.0) + grp.stalled_s
-        out["stalled_s_by_job"] = stalls
+        out["stalled_s_by_job"] = fabric.net.stalled_s_by_label()
         return out
 
     return finish

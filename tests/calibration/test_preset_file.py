@@ -254,3 +254,12 @@ def test_a_preset_file_works_wherever_a_preset_name_does(nvlink_file, tmp_path):
     with pytest.raises(GpusimError, match="no calibrated preset file .*missing.yaml") as e:
         simulate(schema.load(tmp_path / "bad.yaml"))
     assert e.value.path == "cluster"
+
+
+def test_a_key_given_twice_in_a_preset_file_is_refused(nvlink_file, tmp_path):
+    """YAML keeps the last of two equal keys; a preset file read strictly names the key instead."""
+    bad = tmp_path / "twice.yaml"
+    bad.write_text(nvlink_file.read_text().replace("cost_model:\n", "cost_model:\n  channels: 8\n", 1))
+    with pytest.raises(GpusimError, match="given twice") as e:
+        preset_file.read(bad)
+    assert e.value.path == "twice.yaml:cost_model.channels"

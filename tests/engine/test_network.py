@@ -116,7 +116,7 @@ def test_bytes_conserved_and_capacity_respected(flows, caps):
             expected[link] += size
     np.testing.assert_allclose(net.link_bytes, expected, rtol=1e-9)
     assert not any(over)
-    assert all(g.pending == 0 for g in net.groups)
+    assert not net._group and not net._new         # every flow retired
 
 
 @settings(max_examples=40, deadline=None)
@@ -177,7 +177,7 @@ def test_advance_brings_bytes_and_capacity_time_up_to_now():
     carried 20 + 5 = 25 B when the run stops at 4 s, mid-flight."""
     env = simpy.Environment()
     net = FlowNetwork(env, [10.0])
-    net.submit([FlowSpec([0], 100.0)])
+    g = net.submit([FlowSpec([0], 100.0)])
 
     def weather():
         yield env.timeout(2.0)
@@ -188,4 +188,5 @@ def test_advance_brings_bytes_and_capacity_time_up_to_now():
     env.run(until=4.0)
     net.advance()
     assert net.capacity_seconds[0] == pytest.approx(25.0) and net.link_bytes[0] == pytest.approx(25.0)
-    assert net.groups[0].stalled_s == pytest.approx(1.0)       # the outage, though the flow has not finished
+    assert g.stalled_s == pytest.approx(1.0)       # the outage, though the flow has not finished
+    assert net.stalled_s_by_label() == {"": pytest.approx(1.0)}
