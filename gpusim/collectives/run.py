@@ -176,8 +176,8 @@ class Collectives:
     def _estimate_choice(self, op, ranks, size_bytes, algo, proto, channels) -> tuple[str, str]:
         best = None
         for a in ([algo] if algo != "auto" else [x for x in ALGOS_FOR[op] if x not in ("nvls",)]):
-            if a == "hierarchical" and len(self.planner.servers(ranks)) < 2:
-                continue
+            if a == "hierarchical" and algo == "auto" and len(self.planner.servers(ranks)) < 2:
+                continue        # not a candidate on one server; forced, its plan says why it cannot run
             for p in ([proto] if proto != "auto" else self.model.allowed_protocols):
                 t = self.estimate(op, ranks, size_bytes, a, p, channels, floor=False)
                 if best is None or t < best[0]:
