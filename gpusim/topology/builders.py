@@ -96,10 +96,11 @@ def _add_server(g: nx.DiGraph, s: int, rank0: int, *, kind: str, gpus: int, nvli
 
 def nvswitch_server(gpus: int = 8, nvlink: str = "nvlink4", nvlinks: int = 18, pcie: str = "pcie5",
                     gpu_io_Bps: float | None = None, name: str = "nvswitch-server", path: str = "cluster") -> nx.DiGraph:
-    """One server of ``gpus`` GPUs on NVSwitch, each with ``nvlinks`` lanes of ``nvlink`` (H100: nvlink4 x 18)."""
+    """One server of ``gpus`` GPUs on NVSwitch, each with ``nvlinks`` lanes of ``nvlink`` (H100: nvlink4 x 18; at most
+    64, beyond any GPU's 18)."""
     _int(gpus, f"{path}.gpus", high=576)
     g = new_topology(name)
-    _add_server(g, 0, 0, kind="nvswitch", gpus=gpus, nvlink=nvlink, nvlinks=_int(nvlinks, f"{path}.nvlinks"),
+    _add_server(g, 0, 0, kind="nvswitch", gpus=gpus, nvlink=nvlink, nvlinks=_int(nvlinks, f"{path}.nvlinks", high=64),
                 pcie=pcie, pcie_lanes=16, p2p=True, nics="none", pcie_switch=True, path=path, gpu_io_Bps=gpu_io_Bps)
     return g
 
@@ -145,7 +146,7 @@ def cluster(servers: int = 2, gpus_per_server: int = 8, server: str = "nvswitch"
     for s in range(servers):
         server_nics.append(_add_server(
             g, s, s * gpus_per_server, kind=server, gpus=gpus_per_server, nvlink=nvlink,
-            nvlinks=_int(nvlinks, f"{path}.nvlinks"), pcie=pcie, pcie_lanes=16, p2p=p2p, nics=nics,
+            nvlinks=_int(nvlinks, f"{path}.nvlinks", high=64), pcie=pcie, pcie_lanes=16, p2p=p2p, nics=nics,
             pcie_switch=True, path=path, gpu_io_Bps=gpu_io_Bps))
     switch_spec = tech.network(network, nic_rate_Bps, path=f"{path}.network")
     if fabric == "single_switch":

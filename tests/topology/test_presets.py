@@ -84,3 +84,12 @@ def test_bounds_themselves_are_accepted():
     c = presets.build("switch:gpus=2,bandwidth=10PB/s,latency=1s")
     assert c.params["bandwidth"] == 1e16 and c.params["latency"] == 1.0
     assert presets.build("switch:gpus=2,bandwidth=1MB/s").params["bandwidth"] == 1e6
+
+
+def test_nvlinks_a_gpu_are_bounded():
+    from gpusim.errors import GpusimError
+    from gpusim.topology import builders
+    assert builders.nvswitch_server(2, nvlinks=18).number_of_nodes() > 0
+    with pytest.raises(GpusimError, match="between 1 and 64") as e:
+        builders.nvswitch_server(2, nvlinks=10**9)
+    assert e.value.path == "cluster.nvlinks"
