@@ -92,6 +92,19 @@ def size(value, path: str = "", max_bytes: float | None = None, **kw) -> float:
     return whole
 
 
+#: A link's or a channel's rate, 1 MB/s to 10 PB/s: far beyond any GPU cluster's on both sides, so that every flow's
+#: time stays a finite, normal float (1e-300 B/s ran a scenario's clock to 1e300 s).
+LINK_RATE_RANGE_Bps = (1e6, 1e16)
+
+
+def link_rate(value, path: str = "", **kw) -> float:
+    """A bandwidth (:func:`bandwidth`) within :data:`LINK_RATE_RANGE_Bps`."""
+    x = bandwidth(value, path, allow_zero=False, **kw)
+    if not LINK_RATE_RANGE_Bps[0] <= x <= LINK_RATE_RANGE_Bps[1]:
+        raise GpusimError(path, f"expected a rate from 1 MB/s to 10 PB/s, got {value!r}")
+    return x
+
+
 def bandwidth(value, path: str = "", **kw) -> float:
     """Bytes per second from ``"400 GB/s"`` or ``"100 Gb/s"``."""
     return parse(value, "bandwidth", path, **kw)

@@ -50,7 +50,6 @@ _LINK_FIELDS = ("bandwidth", "efficiency", "latency", "up")
 # loads also simulates: every flow's size, rate and time stays a finite float (and none is subnormal).
 EFFICIENCY_RANGE = (1e-3, 1.0)          # payload and link efficiencies
 OP_SCALE_RANGE = (1e-3, 1e3)            # op_bandwidth_scale
-RATE_RANGE_Bps = (1e6, 1e16)            # every rate: 1 MB/s to 10 PB/s
 MAX_TIME_S = 1.0                        # latencies, call overheads, the launch floor
 MAX_CHUNK_BYTES = 1 << 30
 
@@ -63,10 +62,7 @@ def _real(v, path: str, low: float, high: float) -> float:
 
 def _rate(v, path: str) -> float:
     """A rate with a unit (``20.9 GB/s``), from 1 MB/s to 10 PB/s."""
-    x = units.bandwidth(v, path, allow_zero=False)
-    if not RATE_RANGE_Bps[0] <= x <= RATE_RANGE_Bps[1]:
-        raise GpusimError(path, f"expected a rate from 1 MB/s to 10 PB/s, got {v!r}")
-    return x
+    return units.link_rate(v, path)
 
 
 def _time(v, path: str) -> float:

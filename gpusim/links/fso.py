@@ -64,7 +64,7 @@ BOUNDS = {
     # 10 m: the largest single telescope mirrors (Keck, 10 m)
     "tx_aperture_m": (0.0, 10.0, "m", "a transmit aperture from 0 to 10 m"),
     "rx_aperture_m": (1e-3, 10.0, "m", "a receive aperture from 1 mm to 10 m"),
-    "line_rate_Bps": (1e6, 1e16, "B/s", "a line rate from 1 MB/s to 10 PB/s (as preset files' rates)"),
+    "line_rate_Bps": (*units.LINK_RATE_RANGE_Bps, "B/s", "a line rate from 1 MB/s to 10 PB/s (any link's)"),
     "frame_size_bytes": (1, 1 << 20, "B", "a frame size from 1 B to 1 MiB"),
     # 350 km: a particle-free (Rayleigh) atmosphere's 3.912/beta = 340 km at 550 nm (beta = 0.0116/km); 10 m: inside
     # the densest fog class (0-50 m, Kim et al. 2001)

@@ -51,16 +51,12 @@ class Preset:
 
 # The bounds of a calibrated preset file's numbers (gpusim/calibration/preset_file.py), far beyond any GPU cluster's
 # links, so that every flow's time stays a finite float: 1e308 s of latency made a call's time inf.
-RATE_RANGE_Bps = (1e6, 1e16)            # 1 MB/s to 10 PB/s
 MAX_LATENCY_S = 1.0
 _INTEGER = re.compile(r"[-+]?[0-9]{1,18}")   # ASCII digits only: '²'.isdigit() is True, int('+-5') a ValueError
 
 
 def _bw(v, path):
-    x = units.bandwidth(v, path, allow_zero=False)   # a zero rate would only surface as a stalled network
-    if not RATE_RANGE_Bps[0] <= x <= RATE_RANGE_Bps[1]:
-        raise GpusimError(path, f"expected a bandwidth from 1 MB/s to 10 PB/s, got {v!r}")
-    return x
+    return units.link_rate(v, path)   # not zero: a zero rate would only surface as a stalled network
 
 
 def _lat(v, path):
