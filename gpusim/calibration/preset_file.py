@@ -48,9 +48,7 @@ _LINK_FIELDS = ("bandwidth", "efficiency", "latency", "up")
 
 # Bounds of every number a preset file holds, each far beyond what a GPU cluster measures, so that a preset that
 # loads also simulates: every flow's size, rate and time stays a finite float (and none is subnormal).
-EFFICIENCY_RANGE = (1e-3, 1.0)          # payload and link efficiencies
 OP_SCALE_RANGE = (1e-3, 1e3)            # op_bandwidth_scale
-MAX_TIME_S = 1.0                        # latencies, call overheads, the launch floor
 MAX_CHUNK_BYTES = 1 << 30
 
 
@@ -68,8 +66,8 @@ def _rate(v, path: str) -> float:
 def _time(v, path: str) -> float:
     """A time with a unit (``12.4 us``), from 0 to 1 s."""
     x = units.time(v, path)
-    if x > MAX_TIME_S:
-        raise GpusimError(path, f"expected a time from 0 to {MAX_TIME_S:g} s, got {v!r}")
+    if x > tech.MAX_LATENCY_S:
+        raise GpusimError(path, f"expected a time from 0 to {tech.MAX_LATENCY_S:g} s, got {v!r}")
     return x
 
 
@@ -117,7 +115,7 @@ def _keyed(v, path: str, keys, what: str, example: str, value) -> dict:
 
 def _efficiencies(v, path: str) -> dict:
     return {**PAYLOAD_EFFICIENCY, **_keyed(v, path, PROTOCOLS, "protocol", "{LL: 0.5}",
-                                           lambda x, p: _real(x, p, *EFFICIENCY_RANGE))}
+                                           lambda x, p: _real(x, p, *tech.EFFICIENCY_RANGE))}
 
 
 def _scale(v, path: str):
@@ -195,7 +193,7 @@ def _link_field(name: str, v, path: str):
         return _rate(v, path)
     if name == "latency":
         return _time(v, path)
-    return _real(v, path, *EFFICIENCY_RANGE)
+    return _real(v, path, *tech.EFFICIENCY_RANGE)
 
 
 def _write_link_field(name: str, x):

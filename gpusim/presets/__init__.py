@@ -22,6 +22,7 @@ import networkx as nx
 from gpusim import units
 from gpusim.collectives.cost_model import H200_NVLINK_P2P_CHANNEL_Bps, H200_NVLINK_RING_CHANNEL_Bps, CostModel
 from gpusim.errors import GpusimError, unknown
+from gpusim.links.technology import MAX_LATENCY_S
 from gpusim.topology import builders as b
 
 PRESET_DIR = Path(__file__).parent
@@ -51,7 +52,6 @@ class Preset:
 
 # The bounds of a calibrated preset file's numbers (gpusim/calibration/preset_file.py), far beyond any GPU cluster's
 # links, so that every flow's time stays a finite float: 1e308 s of latency made a call's time inf.
-MAX_LATENCY_S = 1.0
 _INTEGER = re.compile(r"[-+]?[0-9]{1,18}")   # ASCII digits only: '²'.isdigit() is True, int('+-5') a ValueError
 
 

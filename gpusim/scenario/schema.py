@@ -26,10 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gpusim import presets
+from gpusim import presets, units, yaml_strict
 from gpusim.errors import GpusimError, unknown
+from gpusim.links.technology import EFFICIENCY_RANGE
 from gpusim.scenario import fields as F
-from gpusim import units, yaml_strict
 
 JOB_TYPES = ("collective", "transfer", "traffic")
 PATTERNS = ("all_pairs", "permutation", "shift")
@@ -179,7 +179,7 @@ def _cluster(spec, label: str, path: str) -> ClusterSpec:
             out["latency_s"] = F.time(link["latency"], f"{lp}.latency")
         if "efficiency" in link:
             eff = F.number(link["efficiency"], f"{lp}.efficiency", low=0)
-            if not 1e-3 <= eff <= 1:                                  # 1e-300 as good as a cut link
+            if not EFFICIENCY_RANGE[0] <= eff <= EFFICIENCY_RANGE[1]:        # 1e-300 as good as a cut link
                 raise GpusimError(f"{lp}.efficiency", f"expected a number from 0.001 to 1, got {eff}")
             out["efficiency"] = eff
         links.append(out)
