@@ -476,6 +476,10 @@ def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world
                                                f"the data has world sizes {have}")
     held_ws = tuple(sorted(set(have) - set(train_ws))) if heldout_world_sizes is None else \
         tuple(sorted(set(int(n) for n in heldout_world_sizes)))
+    absent = [n for n in held_ws if n not in have]
+    if heldout_world_sizes is not None and absent:     # else "no held-back rows" would read as if none were asked
+        raise GpusimError("holdout", f"no {transport_name} measurement on {absent} ranks; the data has world sizes "
+                                     f"{have}")
     if set(held_ws) & set(train_ws):
         raise GpusimError("holdout", f"world sizes {sorted(set(held_ws) & set(train_ws))} are both trained on and "
                                      "held back")
@@ -483,6 +487,11 @@ def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world
     held = [r for r in rows if r.n in held_ws]
     meas = np.array([r.time_s for r in train])
     ev = Evaluator(tr, train)
+    lo_gpus, hi_gpus = gpus_range
+    outside = [n for n in train_ws if not lo_gpus <= n <= hi_gpus]
+    if outside:           # the preset would refuse the very world sizes it was fitted on
+        raise GpusimError("gpus", f"the preset's GPU range {lo_gpus}..{hi_gpus} leaves out the training world sizes "
+                                  f"{outside}; widen it")
     start = {p.name: p.initial for p in tr.params}
     if PER_RANK in tr.params:      # a transport may fit a per-rank host cost (eager framework launches)
         floor = float(np.min(meas))
@@ -506,7 +515,6 @@ def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world
             unconstrained.append(p.name)
     if FLOOR.name in unconstrained:     # every call outlasts it: no evidence of a host floor, so the GPU's time alone
         values[FLOOR.name] = 0.0
-    lo_gpus, hi_gpus = gpus_range
     default_gpus = train_ws[-1] if lo_gpus <= train_ws[-1] <= hi_gpus else lo_gpus
     result = FitResult(tr, values, protocols, train_ws, held_ws, summarise(train, sim_train), {}, len(train),
                        len(held), skipped, cost, unconstrained=tuple(unconstrained), train_rows=train,

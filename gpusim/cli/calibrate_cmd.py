@@ -77,8 +77,8 @@ def _range(text: str, path: str) -> tuple[int, int]:
         a, b = int(lo), int(hi if sep else lo)
     except ValueError:
         raise GpusimError(path, f"expected LO..HI such as 2..8, got {text!r}") from None
-    if not 1 <= a <= b:
-        raise GpusimError(path, f"expected 1 <= LO <= HI, got {text!r}")
+    if not 2 <= a <= b:        # a collective needs two ranks
+        raise GpusimError(path, f"expected 2 <= LO <= HI, got {text!r}")
     return a, b
 
 

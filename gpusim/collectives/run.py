@@ -115,7 +115,12 @@ class Collectives:
                 per_peer = size_bytes / len(ranks) if op == "all_to_all" else size_bytes
                 proto = self.model.p2p_protocol(per_peer, len(ranks), len(self.planner.servers(ranks)) > 1, channels)
             return Choice("direct", proto, channels)
-        if algo == "nvls":
+        if algo == "nvls":       # NCCL runs NVLS with Simple only (physics.md §1.5); a forced LL would be ignored
+            if proto not in ("auto", "Simple"):
+                raise GpusimError("proto", f"nvls runs only the Simple protocol, got {proto}; use proto Simple or auto")
+            if "Simple" not in self.model.allowed_protocols:
+                raise GpusimError("algos", "nvls runs only the Simple protocol, which the cost model's protocols "
+                                           f"({', '.join(self.model.allowed_protocols)}) leave out")
             return Choice("nvls", "Simple", channels)
         if algo == "auto" or proto == "auto":
             if self.model.tuner == "nccl" and op in ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce"):

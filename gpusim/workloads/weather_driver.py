@@ -67,11 +67,13 @@ def attach_weather(fabric: Fabric, cfg: dict, rng: np.random.Generator, path: st
     if not fso_links:
         raise GpusimError(path, "the cluster has no FSO link to put weather on")
     names = cfg.get("links", sorted(fso_links))
-    if not isinstance(names, list):
-        raise GpusimError(f"{path}.links", f"expected a list of FSO link ids, got {names!r}")
+    if not isinstance(names, list) or not names:      # [] would put weather on no link, silently
+        raise GpusimError(f"{path}.links", f"expected a non-empty list of FSO link ids, got {names!r}")
     for i, name in enumerate(names):
         if not isinstance(name, str) or name not in fso_links:     # [1] is no id (and unhashable)
             raise unknown(f"{path}.links[{i}]", name, fso_links, "FSO link")
+        if name in names[:i]:                     # two weather drivers on one link would fight over its capacity
+            raise GpusimError(f"{path}.links[{i}]", f"'{name}' is listed twice; give each link once")
     transport = F.string(cfg.get("transport", "roce"), f"{path}.transport", goodput.TRANSPORTS)
     fog_model = F.string(cfg.get("fog_model", "kim"), f"{path}.fog_model", fso.FOG_MODELS)
     delay = F.time(cfg.get("detection_delay", "50 ms"), f"{path}.detection_delay")

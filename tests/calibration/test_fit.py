@@ -229,3 +229,15 @@ def test_fit_rejects_data_it_cannot_use():
     assert e.value.path == "train_world_sizes"
     with pytest.raises(GpusimError, match="did you mean 'socket'"):
         fit.fit(records, "sockets")
+
+
+def test_held_back_world_sizes_must_be_in_the_data_and_the_gpu_range_must_hold_the_trained_ones():
+    """--holdout 7 on data of 2 and 4 ranks said 'no held-back rows: the data has no other world size'; a --gpus range
+    that leaves out a training world size wrote a preset that refused it."""
+    data = measurements.load_csv("validation/data/h200/collectives.csv")
+    with pytest.raises(GpusimError, match=r"no socket measurement on \[7\] ranks") as e:
+        fit.fit(data, "socket", (4,), (7,), engine_check=False, cross_validate=False)
+    assert e.value.path == "holdout"
+    with pytest.raises(GpusimError, match=r"2\.\.3 leaves out the training world sizes \[4\]") as e:
+        fit.fit(data, "socket", (4,), (2,), engine_check=False, cross_validate=False, gpus_range=(2, 3))
+    assert e.value.path == "gpus"

@@ -221,3 +221,30 @@ def test_hierarchical_forced_on_one_server_under_the_estimate_tuner_is_a_field_e
     e = error("cluster: {preset: dgx-h100, cost_model: {tuner: estimate}}\n"
               "jobs: [{op: all_reduce, size: 1 MiB, algo: hierarchical}]", run=True)
     assert e.path == "jobs[0].algo" and "two or more servers" in e.message
+
+
+@pytest.mark.parametrize("weather,path,words", [
+    ("{links: [fso0, fso0], constant: {visibility: 60 m}}", "weather.links[1]", "listed twice"),
+    ("{links: [], constant: {visibility: 60 m}}", "weather.links", "non-empty"),
+])
+def test_weather_names_each_fso_link_once_and_at_least_one(weather, path, words):
+    """Two drivers on one link fought over its capacity (0 flows rerouted where one driver reroutes 16); an empty
+    list put weather on no link at all."""
+    e = error(f"cluster: fso-sites\n{AR}\nweather: {weather}", run=True)
+    assert e.path == path and words in e.message
+
+
+def test_a_link_override_latency_is_a_links_at_most_one_second():
+    e = error(f"cluster: {{preset: dgx-h100, links: [{{technology: nvlink4, latency: 2 s}}]}}\n{AR}")
+    assert e.path == "cluster.links[0].latency" and "0 to 1 s" in e.message
+
+
+@pytest.mark.parametrize("text,path", [
+    ("cluster: dgx-h100\njobs: [{op: all_reduce, size: 1 MiB, algo: nvls, proto: LL}]", "jobs[0].proto"),
+    ("cluster: {preset: dgx-h100, cost_model: {protocols: [LL]}}\njobs: [{op: all_reduce, size: 1 MiB, algo: nvls}]",
+     "cluster.cost_model.protocols"),
+])
+def test_nvls_runs_simple_only_and_says_so(text, path):
+    """A forced LL with nvls ran as nvls/Simple without a word; NCCL's NVLS has Simple only (physics.md §1.5)."""
+    e = error(text, run=True)
+    assert e.path == path and "only the Simple protocol" in e.message
