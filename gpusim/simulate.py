@@ -113,6 +113,10 @@ def build_cluster(spec: ClusterSpec):
 def simulate(scenario: Scenario) -> Result:
     """Run every cluster of the scenario on the same jobs; deterministic for a given scenario and seed."""
     t0 = time.perf_counter()
+    if scenario.weather and len(scenario.clusters) > 1:     # weather acts on the clusters with FSO links, one at least
+        from gpusim.workloads.weather_driver import fso_link_ids
+        if not any(fso_link_ids(build_cluster(spec)[0].graph) for spec in scenario.clusters):
+            raise GpusimError("weather", "no cluster of the scenario has an FSO link to put weather on")
     results = [_run_cluster(scenario, spec) for spec in scenario.clusters]
     return Result(scenario.name, scenario.seed, __version__, results, time.perf_counter() - t0, scenario.source)
 
@@ -135,14 +139,15 @@ def _run_cluster(scenario: Scenario, spec: ClusterSpec) -> ClusterResult:
             if job.type == "traffic":
                 check_traffic(job, n)
         else:
-            check_transfer(fabric, job)
+            check_transfer(fabric, job, spec.label if len(scenario.clusters) > 1 else None)
         record = JobRecord(job.name, job.type, job.raw["size_bytes"], n)
         records.append(record)
         env.process(job_process(fabric, coll, job, ranks, record, events, rng, spec.path))
     weather_report = None
     if scenario.weather:
-        from gpusim.workloads.weather_driver import attach_weather  # FSO what-ifs
-        weather_report = attach_weather(fabric, scenario.weather, rng, "weather", scenario.weather_csv_text)
+        from gpusim.workloads.weather_driver import attach_weather, fso_link_ids  # FSO what-ifs
+        if fso_link_ids(fabric.g) or len(scenario.clusters) == 1:   # compared with clusters without FSO: clear sky
+            weather_report = attach_weather(fabric, scenario.weather, rng, "weather", scenario.weather_csv_text)
     span = _run_jobs(env, env.all_of(list(events.values())), scenario.duration_limit_s)
     fabric.net.advance()        # flows cut off by the limit count what they moved
     stalled = fabric.net.stalled

@@ -136,6 +136,8 @@ def _name(value, path: str) -> str:
     """A scenario's or job's name: a non-empty string (a number is read as its text)."""
     if not isinstance(value, (str, int)) or isinstance(value, bool) or not str(value).strip():
         raise GpusimError(path, f"expected a non-empty name, got {value!r}")
+    if any(not c.isprintable() for c in str(value)):       # a newline or NUL broke the text table
+        raise GpusimError(path, f"expected a name of printable characters (no newline, tab or NUL), got {value!r}")
     return str(value)
 
 

@@ -105,10 +105,12 @@ def check_traffic(job, n_ranks: int) -> None:
                                                "ranks): give fewer ranks or split the job")
 
 
-def check_transfer(fabric: Fabric, job) -> None:
+def check_transfer(fabric: Fabric, job, cluster: str | None = None) -> None:
+    """Both ranks on the cluster (named in the error when the scenario has several) and different."""
     for key in ("src", "dst"):
         r = job.raw[key]
         if r >= len(fabric.gpus):
-            raise GpusimError(f"{job.path}.{key}", f"rank {r} is outside 0..{len(fabric.gpus) - 1}")
+            on = f" of cluster '{cluster}'" if cluster else ""
+            raise GpusimError(f"{job.path}.{key}", f"rank {r} is outside 0..{len(fabric.gpus) - 1}{on}")
     if job.raw["src"] == job.raw["dst"]:
         raise GpusimError(f"{job.path}.dst", "a transfer needs two different ranks")

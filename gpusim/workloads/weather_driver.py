@@ -55,15 +55,19 @@ def timeline_from(cfg: dict, rng: np.random.Generator, path: str, csv_text: str 
                              path=f"{path}.markov")
 
 
+def fso_link_ids(g) -> dict:
+    """The topology's FSO links the weather may act on: link id -> (u, v), one direction each."""
+    return {d["link_id"]: (u, v) for u, v, d in g.edges(data=True)
+            if d["technology"] == "fso" and "link_id" in d and u < v}
+
+
 def attach_weather(fabric: Fabric, cfg: dict, rng: np.random.Generator, path: str = "weather",
                    csv_text: str | None = None):
     """Start weather processes on the fabric's FSO links; returns a function of the run's span giving the report:
     per link availability = 1 - downtime / span, outages clipped to [0, span] (the clock may run on past the
     jobs), and per job stalled time."""
     F.check_keys(cfg, _KEYS, path)
-    g = fabric.g
-    fso_links = {d["link_id"]: (u, v) for u, v, d in g.edges(data=True)
-                 if d["technology"] == "fso" and "link_id" in d and u < v}
+    fso_links = fso_link_ids(fabric.g)
     if not fso_links:
         raise GpusimError(path, "the cluster has no FSO link to put weather on")
     names = cfg.get("links", sorted(fso_links))
@@ -81,7 +85,7 @@ def attach_weather(fabric: Fabric, cfg: dict, rng: np.random.Generator, path: st
     report = {"links": {}, "transport": transport, "fog_model": fog_model, "detection_delay_s": delay}
     for name in names:
         u, v = fso_links[name]
-        edge = g.edges[u, v]
+        edge = fabric.g.edges[u, v]
         optics = fso.optics_from_dict(F.optional_mapping(cfg, "optics", f"{path}.optics"), f"{path}.optics",
                                       base=fso.Optics(line_rate_Bps=edge["bandwidth_Bps"]))
         distance = edge.get("distance_m", 1000.0)

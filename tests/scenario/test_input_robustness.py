@@ -248,3 +248,28 @@ def test_nvls_runs_simple_only_and_says_so(text, path):
     """A forced LL with nvls ran as nvls/Simple without a word; NCCL's NVLS has Simple only (physics.md §1.5)."""
     e = error(text, run=True)
     assert e.path == path and "only the Simple protocol" in e.message
+
+
+def test_weather_in_a_comparison_acts_on_the_clusters_with_fso_links():
+    """Weather made any comparison with a cluster without FSO links an error; it now acts where there are FSO links
+    (the other clusters run in clear sky), and is an error only when no cluster has one."""
+    text = ("clusters: {fso: fso-sites, nv: 'dgx-h100-cluster:servers=2'}\n"
+            "jobs: [{op: all_reduce, ranks: all, size: 64 MiB}]\nweather: {constant: {visibility: 60 m}}")
+    fog, clear = simulate(scenario(text)).clusters
+    assert "links" in fog.extra and not clear.extra
+    assert fog.jobs[0].status == clear.jobs[0].status == "done"
+    e = error("clusters: {a: 'dgx-h100-cluster:servers=2', b: 'ib-ndr-cluster:servers=2'}\n"
+              f"{AR}\nweather: {{constant: {{visibility: 60 m}}}}", run=True)
+    assert e.path == "weather" and "no cluster" in e.message
+
+
+def test_a_transfer_rank_outside_one_of_several_clusters_names_it():
+    e = error("clusters: {big: 'dgx-h100-cluster:servers=2', small: dgx-h100}\n"
+              "jobs: [{type: transfer, src: 0, dst: 12, size: 1 MiB}]", run=True)
+    assert e.path == "jobs[0].dst" and "of cluster 'small'" in e.message
+
+
+@pytest.mark.parametrize("name", ["a\\nb", "a\\tb", "a\\0b"])
+def test_names_hold_printable_characters_only(name):
+    e = error(f'cluster: switch\njobs: [{{name: "{name}", op: all_reduce, size: 1 MiB}}]')
+    assert e.path == "jobs[0].name" and "printable" in e.message
