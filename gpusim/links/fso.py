@@ -295,8 +295,11 @@ def snow_attenuation_db_per_km(snow_mm_per_h: float, wavelength_m: float, kind: 
 
 
 def attenuation_by_model_db_per_km(weather: Weather, wavelength_m: float, dsd_mu: int = 0) -> dict[str, float]:
-    """Specific attenuation (dB/km) by every fog model, plus rain (both models) and snow when present."""
-    out = {name: fn(weather.visibility_m, wavelength_m) for name, fn in _FOG.items()}
+    """Specific attenuation (dB/km) by every fog model valid at ``wavelength_m`` (Al Naboulsi's: 690-1550 nm), plus
+    rain (both models) and snow when present."""
+    lo, hi = AL_NABOULSI_WAVELENGTH_RANGE_M
+    out = {name: fn(weather.visibility_m, wavelength_m) for name, fn in _FOG.items()
+           if not name.startswith("al_naboulsi") or lo * (1 - 1e-9) <= wavelength_m <= hi * (1 + 1e-9)}
     if weather.rain_mm_per_h > 0:
         out["rain_carbonneau"] = carbonneau_rain_db_per_km(weather.rain_mm_per_h)
         out["rain_itu_p1814"] = itu_p1814_rain_db_per_km(weather.rain_mm_per_h, dsd_mu)
@@ -730,9 +733,11 @@ def _string(v, p):
 
 
 def _angle_or_zero(v, p):
+    """An angle that may be zero (no jitter): ``0``, or ``0 urad`` as well as a positive one."""
     if v in (0, "0"):
         return 0.0
-    return parse_angle_rad(v, p)
+    number, unit = _number_unit(v, p, "an angle such as '2 urad'")
+    return 0.0 if number == 0 and unit in _ANGLE else parse_angle_rad(v, p)
 
 
 def _whole(x: float, p: str) -> int:

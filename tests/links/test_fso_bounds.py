@@ -79,3 +79,17 @@ def test_link_length_is_bounded():
 
 def test_go_back_n_without_loss_is_full_rate_even_with_an_endless_round_trip():
     assert goodput.go_back_n_utilisation(0.0, math.inf, math.inf) == 1.0
+
+
+@pytest.mark.parametrize("text", ["0", "0 rad", "0urad"])
+def test_zero_pointing_jitter_is_accepted_with_or_without_a_unit(text):
+    from gpusim.links import fso as f
+    assert f.optics_from_dict({"pointing_jitter": text}, "optics").pointing_jitter_rad == 0.0
+
+
+def test_the_model_table_leaves_out_fog_models_outside_their_wavelengths():
+    """At 400 nm the table printed Al Naboulsi's values, a model that is refused below 690 nm."""
+    w = fso.Weather(visibility_m=1000.0)
+    assert set(fso.attenuation_by_model_db_per_km(w, 400e-9)) == {"kim", "kruse"}
+    assert set(fso.attenuation_by_model_db_per_km(w, 1550e-9)) == {"kim", "kruse", "al_naboulsi_advection",
+                                                                   "al_naboulsi_convection"}
