@@ -243,3 +243,13 @@ def test_did_you_mean_never_suggests_the_word_itself():
     e = unknown("--protocols", "nccl", ["LL", "LL128", "Simple", "nccl", "search"], "protocol")
     assert "did you mean" not in e.message and "unknown" not in e.message and "'nccl'" in e.message
     assert "did you mean 'nccl'" in unknown("--protocols", "ncl", ["LL", "nccl"], "protocol").message
+
+
+def test_channels_on_a_cluster_without_a_one_channel_rate_says_what_they_change(capsys):
+    """dgx-a100 carries no measured rate of one channel: --channels 1 leaves Simple at the links' rate, and the
+    header says so; dgx-h100 carries the H200's and says nothing."""
+    argv = ["collective", "--op", "all_reduce", "--channels", "1", "--min-bytes", "1GiB", "--max-bytes", "1GiB"]
+    assert main([*argv, "--cluster", "dgx-a100"]) == 0
+    assert "no measured rate of one channel" in capsys.readouterr().out
+    assert main([*argv, "--cluster", "dgx-h100"]) == 0
+    assert "no measured rate" not in capsys.readouterr().out

@@ -75,6 +75,9 @@ def run(args) -> int:
         variant = measured_variant(args.algo, args.proto, args.channels, cluster.model.channels)
         for line in _measured_error_lines(cluster.provenance, normalise_op(args.op), variant, args, n):
             print(line)
+        if args.channels is not None and not model.ring_channel_Bps:
+            print(f"# --channels {args.channels}: this cluster has no measured rate of one channel (ring_channel): "
+                  "the count scales NCCL's per-channel LL, LL128 and Tree ceilings, not Simple's rate")
         print(f"#{'size':>11}  {'count':>12}  {'type':>8}  {'redop':>6}  {'root':>6}  {'time':>9}  {'algbw':>7}  "
               f"{'busbw':>7}  {'algo':>12}  {'proto':>6}")
         print(f"#{'(B)':>11}  {'(elements)':>12}  {'':>8}  {'':>6}  {'':>6}  {'(us)':>9}  {'(GB/s)':>7}  {'(GB/s)':>7}")
