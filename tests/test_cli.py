@@ -253,3 +253,12 @@ def test_channels_on_a_cluster_without_a_one_channel_rate_says_what_they_change(
     assert "no measured rate of one channel" in capsys.readouterr().out
     assert main([*argv, "--cluster", "dgx-h100"]) == 0
     assert "no measured rate" not in capsys.readouterr().out
+
+
+def test_a_negative_value_may_follow_its_option_with_a_space(capsys):
+    """argparse took '-30dBm' for an option ('expected one argument'); it is the value of the option before it."""
+    argv = ["fso", "--distance", "1km", "--visibility", "1km", "--format", "json"]
+    assert main([*argv, "--sensitivity", "-30dBm"]) == 0
+    spaced = capsys.readouterr().out
+    assert main([*argv, "--sensitivity=-30dBm"]) == 0
+    assert spaced == capsys.readouterr().out and '"sensitivity_dbm": -30.0' in spaced
