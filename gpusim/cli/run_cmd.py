@@ -1,9 +1,9 @@
 """``gpusim run SCENARIO.yaml [-o DIR]``: simulate, print the results table, write results.json, CSV and figures."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from gpusim.cli.output import output_folder
 from gpusim.errors import GpusimError
 from gpusim.report import figures, results
 from gpusim.scenario import fields as F
@@ -25,7 +25,7 @@ def execute(args, table) -> int:
     if args.seed is not None:   # checked as the scenario's own seed field is (numpy takes no negative seed)
         scenario.seed = F.integer(args.seed, "--seed", low=0)
     where = "-o" if args.out else "name"
-    out = _output_folder(Path(args.out or Path("out") / _folder_name(scenario.name)), where)   # before a long run
+    out = output_folder(Path(args.out or Path("out") / _folder_name(scenario.name)), where)   # before a long run
     result = simulate(scenario)
     try:
         written = [results.write_json(result, out / "results.json"), results.write_csv(result, out / "results.csv")]
@@ -36,18 +36,6 @@ def execute(args, table) -> int:
     print(table(result))
     print(f"\nsimulated in {result.runtime_s:.2f} s; wrote {', '.join(str(p) for p in written)}")
     return 0
-
-
-def _output_folder(out: Path, where: str) -> Path:
-    """``out``, created if need be, or an error naming ``where`` (-o, or the scenario's name for out/<name>) when it
-    cannot be a folder to write into: a file is there, a parent is missing or read-only, the name is too long."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise GpusimError(where, f"cannot use {out} as the output folder: {exc.strerror or exc}") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise GpusimError(where, f"cannot write into the output folder {out}: permission denied")
-    return out
 
 
 def _folder_name(name: str) -> str:

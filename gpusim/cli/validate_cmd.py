@@ -10,6 +10,7 @@ from pathlib import Path
 from gpusim import presets
 from gpusim.calibration import choices, fit, repeatability, transports
 from gpusim.cli.calibrate_cmd import read_data
+from gpusim.cli.output import output_folder
 from gpusim.errors import GpusimError
 from gpusim.report import validation as report
 
@@ -89,18 +90,6 @@ def _cluster_for(spec: str):
     return lambda n: presets.build(spec, "--preset", params={"gpus": n})
 
 
-def _output_folder(text: str) -> Path:
-    """The -o folder, made now so that a path that cannot be one fails before the simulation, not after it."""
-    out = Path(text)
-    if out.exists() and not out.is_dir():
-        raise GpusimError("--output", f"'{out}' is a file; expected a folder for validation.json and the figures")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise GpusimError("--output", f"cannot make the folder '{out}': {e.strerror or e}") from None
-    return out
-
-
 def run(args) -> int:
     chosen = _preset_choice(args.preset)
     if args.nccl_tests_transport is not None:
@@ -110,7 +99,7 @@ def run(args) -> int:
     measured = sorted({m.transport for m in data})
     if not measured:
         raise GpusimError("DATA", "no measurement rows in the data")
-    out = _output_folder(args.output)
+    out = output_folder(args.output, "--output")
     points, groups, summary, used = [], [], {}, {}
     for t in measured:
         spec = _spec(t, chosen)

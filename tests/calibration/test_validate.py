@@ -467,9 +467,10 @@ def test_output_paths_that_cannot_be_written_are_errors_naming_the_option(tmp_pa
                          "--output: cannot write"),
                         (["calibrate", str(DATA), "--transport", "nvlink", "-o", str(tmp_path / "d.yaml")],
                          "--output: cannot write"),
-                        (["validate", str(DATA), "--no-figures", "-o", str(afile)], "--output: .* is a file"),
+                        (["validate", str(DATA), "--no-figures", "-o", str(afile)],
+                         "--output: cannot use .* as the output folder: File exists"),
                         (["validate", str(DATA), "--no-figures", "-o", str(afile / "sub")],
-                         "--output: cannot make the folder")]:
+                         "--output: cannot use .* as the output folder: Not a directory")]:
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert re.search(words, err) and len(err.splitlines()) == 1, err
