@@ -115,6 +115,19 @@ def time(value, path: str = "", **kw) -> float:
     return parse(value, "time", path, **kw)
 
 
+#: A link's latency, or a per-call cost, at most 1 s: far beyond any real one (a latency of 1e308 s made a call's time
+#: inf).
+MAX_LATENCY_S = 1.0
+
+
+def latency(value, path: str = "", **kw) -> float:
+    """A time (:func:`time`) from 0 to :data:`MAX_LATENCY_S`."""
+    x = time(value, path, **kw)
+    if x > MAX_LATENCY_S:
+        raise GpusimError(path, f"expected a latency from 0 to {MAX_LATENCY_S:g} s, got {value!r}")
+    return x
+
+
 def length(value, path: str = "", **kw) -> float:
     """Metres from ``"1550 nm"`` or ``"2 km"``."""
     return parse(value, "length", path, **kw)

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from gpusim.errors import GpusimError, unknown
 
 GB = 1e9
-#: A link's efficiency and latency as a user or a preset file may set them: far beyond any real link on both sides,
-#: so that every flow's time stays a finite, normal float (an efficiency of 1e-300 is a cut link that never says so).
+#: A link's efficiency as a user or a preset file may set it: far beyond any real link on both sides, so that every
+#: flow's time stays a finite, normal float (an efficiency of 1e-300 is a cut link that never says so).
 EFFICIENCY_RANGE = (1e-3, 1.0)
-MAX_LATENCY_S = 1.0
 
 # NVLink per link, per direction: 25 GB/s (NVLink 3 and 4: 50 GB/s bidirectional per link), 50 GB/s (NVLink 5).
 # Efficiency = NCCL's effective per-link bandwidth (src/graph/topo.h: SM80 20.0, SM90 20.6, SM100 40.1 GB/s) over raw.

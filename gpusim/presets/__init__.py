@@ -22,7 +22,6 @@ import networkx as nx
 from gpusim import units
 from gpusim.collectives.cost_model import H200_NVLINK_P2P_CHANNEL_Bps, H200_NVLINK_RING_CHANNEL_Bps, CostModel
 from gpusim.errors import GpusimError, unknown
-from gpusim.links.technology import MAX_LATENCY_S
 from gpusim.topology import builders as b
 
 PRESET_DIR = Path(__file__).parent
@@ -60,10 +59,7 @@ def _bw(v, path):
 
 
 def _lat(v, path):
-    x = units.time(v, path)
-    if x > MAX_LATENCY_S:
-        raise GpusimError(path, f"expected a latency from 0 to {MAX_LATENCY_S:g} s, got {v!r}")
-    return x
+    return units.latency(v, path)
 
 
 def _int(v, path, low=1):

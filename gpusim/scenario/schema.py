@@ -28,7 +28,7 @@ from pathlib import Path
 
 from gpusim import presets, units, yaml_strict
 from gpusim.errors import GpusimError, unknown
-from gpusim.links.technology import EFFICIENCY_RANGE, MAX_LATENCY_S
+from gpusim.links.technology import EFFICIENCY_RANGE
 from gpusim.scenario import fields as F
 
 JOB_TYPES = ("collective", "transfer", "traffic")
@@ -178,10 +178,7 @@ def _cluster(spec, label: str, path: str) -> ClusterSpec:
         if "bandwidth" in link:
             out["bandwidth_Bps"] = units.link_rate(link["bandwidth"], f"{lp}.bandwidth")
         if "latency" in link:
-            out["latency_s"] = F.time(link["latency"], f"{lp}.latency")
-            if out["latency_s"] > MAX_LATENCY_S:                     # as a preset's: a link, not a run
-                raise GpusimError(f"{lp}.latency", f"expected a latency from 0 to {MAX_LATENCY_S:g} s, got "
-                                                   f"{link['latency']!r}")
+            out["latency_s"] = units.latency(link["latency"], f"{lp}.latency")     # a link's, as a preset's
         if "efficiency" in link:
             eff = F.number(link["efficiency"], f"{lp}.efficiency", low=0)
             if not EFFICIENCY_RANGE[0] <= eff <= EFFICIENCY_RANGE[1]:        # 1e-300 as good as a cut link
