@@ -113,16 +113,16 @@ def build_cluster(spec: ClusterSpec):
 def simulate(scenario: Scenario) -> Result:
     """Run every cluster of the scenario on the same jobs; deterministic for a given scenario and seed."""
     t0 = time.perf_counter()
+    built = [build_cluster(spec) for spec in scenario.clusters]     # every cluster's errors before any run
     if scenario.weather and len(scenario.clusters) > 1:     # weather acts on the clusters with FSO links, one at least
         from gpusim.workloads.weather_driver import fso_link_ids
-        if not any(fso_link_ids(build_cluster(spec)[0].graph) for spec in scenario.clusters):
+        if not any(fso_link_ids(cluster.graph) for cluster, _ in built):
             raise GpusimError("weather", "no cluster of the scenario has an FSO link to put weather on")
-    results = [_run_cluster(scenario, spec) for spec in scenario.clusters]
+    results = [_run_cluster(scenario, spec, *b) for spec, b in zip(scenario.clusters, built)]
     return Result(scenario.name, scenario.seed, __version__, results, time.perf_counter() - t0, scenario.source)
 
 
-def _run_cluster(scenario: Scenario, spec: ClusterSpec) -> ClusterResult:
-    cluster, model = build_cluster(spec)
+def _run_cluster(scenario: Scenario, spec: ClusterSpec, cluster, model) -> ClusterResult:
     fabric = Fabric(cluster.graph)
     coll = Collectives(fabric, model)
     env = fabric.env
