@@ -59,7 +59,7 @@ class ClusterResult:
     topology: dict
     jobs: list[JobResult]
     makespan_s: float          # the run's span: until the last job ended, or the duration limit if it cut one off
-    links: list[dict]          # busiest links over the span: name, technology, bytes, utilisation
+    links: list[dict]          # busiest links over the span: name, technology, bytes, utilisation, limiting_share
     extra: dict = field(default_factory=dict)
 
 
@@ -160,7 +160,7 @@ def _run_cluster(scenario: Scenario, spec: ClusterSpec, cluster, model) -> Clust
         jobs.append(JobResult(r.name, r.type, status, r.size_bytes, r.n_ranks,
                               r.iterations[0][0] if r.iterations else None,
                               r.iterations[-1][1] if r.iterations else None, its, r.detail))
-    links = _busiest(fabric, fabric.net.capacity_seconds)
+    links = _busiest(fabric, span)
     extra = weather_report(span) if weather_report else {}
     return ClusterResult(spec.label, spec.preset, summary(cluster.graph), jobs, span, links, extra)
 
@@ -196,17 +196,22 @@ def _run_jobs(env, done, limit_s: float | None) -> float:
     return env.now
 
 
-def _busiest(fabric: Fabric, capacity_s: np.ndarray, top: int = 12) -> list[dict]:
-    """The links with the highest average utilisation over the run's span (bytes carried / integral of capacity
-    over the span): the bottleneck first."""
-    carried = fabric.net.link_bytes
+def _busiest(fabric: Fabric, span_s: float, top: int = 12) -> list[dict]:
+    """The links that held flows back longest, the bottleneck first: ranked by the share of the span during which a
+    link bounded some flow's rate (it was full, or down under flows), then by average utilisation (bytes carried /
+    integral of capacity over the span), then by bytes. Utilisation alone would rank a link that was up for a
+    nanosecond and carried a byte at full rate above one that was full for the whole run."""
+    net = fabric.net
+    carried, capacity_s, limiting_s = net.link_bytes, net.capacity_seconds, net.limiting_seconds
     util = np.where(capacity_s > 0, carried / np.maximum(capacity_s, 1e-300), 0.0)
-    order = np.lexsort((-carried, -util))[:top]
+    share = limiting_s / span_s if span_s > 0 else np.zeros_like(limiting_s)
+    order = np.lexsort((-carried, -util, -share))[:top]
     out = []
     for i in order:
-        if carried[i] <= 0:
+        if carried[i] <= 0 and limiting_s[i] <= 0:
             break
         u, v = fabric.edges[i]
         out.append({"link": f"{u}->{v}", "technology": fabric.g.edges[u, v]["technology"], "bytes": float(carried[i]),
-                    "utilisation": float(util[i]) if capacity_s[i] > 0 else None})
+                    "utilisation": float(util[i]) if capacity_s[i] > 0 else None,
+                    "limiting_share": float(min(share[i], 1.0))})
     return out

@@ -12,7 +12,7 @@ from gpusim.errors import GpusimError
 def test_run_writes_results_and_figures(tmp_path, capsys):
     assert main(["run", "scenarios/flagship.yaml", "-o", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "dp-grad-allreduce" in out and "busiest link" in out
+    assert "dp-grad-allreduce" in out and "bottleneck link" in out
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["seed"] == 7 and data["gpusim_version"] and data["runtime_s"] > 0
     assert {c["label"] for c in data["clusters"]} >= {"nvlink-roce", "pcie-no-p2p"}

@@ -103,3 +103,19 @@ def test_a_job_cut_off_during_an_outage_reports_its_stall_so_far():
     """).clusters[0]
     assert c.jobs[0].status in ("timeout", "stalled") and c.makespan_s == pytest.approx(0.050)
     assert c.extra["stalled_s_by_job"]["ar"] == pytest.approx(0.040, rel=0.05)
+
+
+def test_a_link_up_for_microseconds_is_not_the_bottleneck():
+    """Fog 2 us into a 256 MiB all_reduce over fso-sites; detection after 10 us moves the flows to the Ethernet
+    backup. The FSO link carried a few kB at full rate (utilisation 100 %), yet held flows back only 12 us (2 us full,
+    10 us down under them); the backup was full for the rest of the run and comes first."""
+    c = run("""
+        cluster: fso-sites
+        jobs: [{name: ar, op: all_reduce, size: 256 MiB, algo: ring, proto: Simple}]
+        weather: {detection_delay: 10 us, schedule: [{time: 0 s, visibility: 10 km}, {time: 2 us, visibility: 60 m}]}
+    """).clusters[0]
+    fso = link(c, FSO)
+    assert fso["utilisation"] == pytest.approx(1.0) and fso["bytes"] < 1e4
+    assert fso["limiting_share"] * c.makespan_s == pytest.approx(12e-6, rel=1e-6)
+    assert c.links[0]["technology"] == "ethernet" and c.links[0]["limiting_share"] > 0.999
+    assert c.links.index(fso) > 1

@@ -83,6 +83,8 @@ class FlowNetwork:
         n = self.capacity.shape[0]
         self.link_bytes = np.zeros(n)           # bytes carried per link so far
         self.capacity_seconds = np.zeros(n)     # integral of capacity over time so far: what each link could carry
+        self.limiting_seconds = np.zeros(n)     # time each link held a flow's rate down: full, or down under flows
+        self._limiting = np.zeros(n, dtype=bool)
         self._finished_stall: dict[str, float] = {}   # label -> summed stalled_s of its finished groups
         # active flows, aligned arrays
         self._group: list[Group] = []
@@ -193,6 +195,7 @@ class FlowNetwork:
         dt = now - self._t_last
         if dt > 0:
             self.capacity_seconds += self.capacity * dt
+            self.limiting_seconds += self._limiting * dt
             if self._rem.size:
                 moved = self._rate * dt
                 self._rem -= moved
@@ -220,7 +223,15 @@ class FlowNetwork:
         if changed:
             self.recomputations += 1
             self._rate = max_min_rates(self._fo, self._lo, self._w, self.capacity, self._rem.size, self._cap)
+            self._limiting = self._limiting_links()
         self._schedule_next()
+
+    def _limiting_links(self) -> np.ndarray:
+        """Links that bound an active flow's rate now: crossed by a flow and full (a link of capacity 0 under a
+        flow is full too: an outage stalls it). A flow held by its own ceiling leaves its links below capacity."""
+        n = self.capacity.shape[0]
+        crossed = np.bincount(self._lo, minlength=n) > 0
+        return crossed & (self.link_load_Bps() >= self.capacity * (1 - 1e-9))
 
     def _retire(self, done: np.ndarray, now: float) -> None:
         # the few bytes left within the tolerance count as carried: bytes stay conserved

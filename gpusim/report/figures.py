@@ -45,15 +45,20 @@ def job_times(result: Result, path: Path) -> Path:
 
 
 def link_utilisation(result: Result, path: Path) -> Path:
-    """Per cluster, the busiest links' average utilisation over the makespan."""
+    """Per cluster, the busiest links: the share of the makespan each held flows back, and its average utilisation."""
     n = len(result.clusters)
     fig, axes = plt.subplots(n, 1, figsize=(8, 2.2 * n), squeeze=False)
     for ax, c in zip(axes[:, 0], result.clusters):
-        links = [l for l in c.links if l["utilisation"] is not None][:8]
-        ax.barh([l["link"] for l in links][::-1], [l["utilisation"] for l in links][::-1])
+        links = c.links[:8][::-1]
+        y = np.arange(len(links))
+        ax.barh(y + 0.2, [l["limiting_share"] for l in links], height=0.4, label="limiting flows (share of makespan)")
+        ax.barh(y - 0.2, [l["utilisation"] or 0.0 for l in links], height=0.4, label="average utilisation")
+        ax.set_yticks(y, [l["link"] for l in links])
         ax.set_xlim(0, 1)
-        ax.set_title(f"{c.label}: busiest links (average utilisation)", fontsize=9)
+        ax.set_title(f"{c.label}: busiest links", fontsize=9, loc="left")
         ax.tick_params(labelsize=7)
+        if links:
+            ax.legend(fontsize=6, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False)
     return save(fig, path)
 
 

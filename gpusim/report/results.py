@@ -41,7 +41,9 @@ def job_table(result: Result) -> str:
         if c.links:
             top = c.links[0]
             util = f"{top['utilisation']:.0%}" if top["utilisation"] is not None else "-"
-            lines.append(f"  busiest link: {top['link']} ({top['technology']}), {format_bytes(top['bytes'])} carried, {util} busy")
+            lines.append(f"  bottleneck link: {top['link']} ({top['technology']}), holding flows back "
+                         f"{top['limiting_share']:.0%} of the makespan; {format_bytes(top['bytes'])} carried, "
+                         f"{util} utilised")
         for name, link in c.extra.get("links", {}).items():
             lines.append(f"  weather on {name}: availability {link['availability']:.1%}, down {format_time(link['downtime_s'])}, "
                          f"{link['flows_rerouted']} flows rerouted")

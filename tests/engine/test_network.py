@@ -190,3 +190,22 @@ def test_advance_brings_bytes_and_capacity_time_up_to_now():
     assert net.capacity_seconds[0] == pytest.approx(25.0) and net.link_bytes[0] == pytest.approx(25.0)
     assert g.stalled_s == pytest.approx(1.0)       # the outage, though the flow has not finished
     assert net.stalled_s_by_label() == {"": pytest.approx(1.0)}
+
+
+def test_limiting_time_counts_when_a_link_held_a_flow_back():
+    """Link 0 (10 B/s) is the bottleneck of a 100 B flow over links 0 and 1 (20 B/s) except during an outage of
+    link 1 from 2 to 3 s, when link 1 holds it (stalled); the flow ends at 11 s. A 30 B flow on link 2 with its own
+    ceiling of 5 B/s (link 2: 10 B/s) is never held back by its link: 0 s for link 2."""
+    env = simpy.Environment()
+    net = FlowNetwork(env, [10.0, 20.0, 10.0])
+    g = net.submit([FlowSpec([0, 1], 100.0), FlowSpec([2], 30.0, cap_Bps=5.0)])
+
+    def weather():
+        yield env.timeout(2.0)
+        net.set_capacity(1, 0.0)
+        yield env.timeout(1.0)
+        net.set_capacity(1, 20.0)
+    env.process(weather())
+    env.run()
+    np.testing.assert_allclose(g.finish_s, [11.0, 6.0], rtol=1e-12)
+    np.testing.assert_allclose(net.limiting_seconds, [10.0, 1.0, 0.0], rtol=1e-12)
