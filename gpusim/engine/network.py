@@ -229,9 +229,11 @@ class FlowNetwork:
     def _limiting_links(self) -> np.ndarray:
         """Links that bound an active flow's rate now: crossed by a flow and full (a link of capacity 0 under a
         flow is full too: an outage stalls it). A flow held by its own ceiling leaves its links below capacity."""
-        n = self.capacity.shape[0]
-        crossed = np.bincount(self._lo, minlength=n) > 0
-        return crossed & (self.link_load_Bps() >= self.capacity * (1 - 1e-9))
+        limiting = np.zeros(self.capacity.shape[0], dtype=bool)
+        if self._lo.size:
+            lo = self._lo
+            limiting[lo] = self.link_load_Bps()[lo] >= self.capacity[lo] * (1 - 1e-9)
+        return limiting
 
     def _retire(self, done: np.ndarray, now: float) -> None:
         # the few bytes left within the tolerance count as carried: bytes stay conserved
