@@ -24,6 +24,10 @@ from gpusim.errors import GpusimError
 # below 2**53, where float64 stops holding every whole number of bytes.
 MAX_SIZE_BYTES = 2.0**50
 
+# Simulated times stop here: 115 days, where float64 seconds still resolve ~2 ns. Beyond it event times round
+# (a job started at 1e15 s lasted 0 ns) and a far-off end hangs the weather generator.
+MAX_TIME_S = 1e7
+
 _SIZE = {"B": 1.0}
 for _i, _p in enumerate(["K", "M", "G", "T", "P"], start=1):
     _SIZE[f"{_p}B"] = 1000.0**_i

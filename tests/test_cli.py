@@ -262,3 +262,23 @@ def test_a_negative_value_may_follow_its_option_with_a_space(capsys):
     spaced = capsys.readouterr().out
     assert main([*argv, "--sensitivity=-30dBm"]) == 0
     assert spaced == capsys.readouterr().out and '"sensitivity_dbm": -30.0' in spaced
+
+
+def test_a_call_past_the_simulated_time_bound_is_refused_as_in_a_scenario(capsys):
+    """On a 1 MB/s two-GPU switch a 2-rank all_reduce of S bytes takes ~S/1e6 s (each GPU sends S/2 twice, one
+    hop each way): 1 TiB takes ~1.1e6 s, within the 1e7 s a scenario's run allows; 16 TiB, ~1.8e7 s, is refused
+    with the same bound, naming --max-bytes, as a scenario refuses a job that runs past it; the sizes finished
+    before it are printed first."""
+    from gpusim import units
+    argv = ["collective", "--cluster", "switch:gpus=2,bandwidth=1MB/s", "--op", "all_reduce", "--format", "csv",
+            "--min-bytes", "1TiB", "--max-bytes"]
+    assert main(argv + ["1TiB"]) == 0
+    t = float(capsys.readouterr().out.strip().splitlines()[1].split(",")[3]) * 1e-6
+    assert t == pytest.approx(2**40 / 1e6, rel=0.01) and t < units.MAX_TIME_S
+    assert main(argv + ["16TiB"]) == 2
+    out, err = capsys.readouterr()
+    done = [int(r.split(",")[2]) for r in out.strip().splitlines()[1:]]
+    assert done == [2**40, 2**41, 2**42, 2**43]          # the sizes within the bound are not lost
+    err = err.strip()
+    assert err.startswith("gpusim collective: error: --max-bytes: all_reduce of 17,592,186,044,416 B takes")
+    assert f"{units.MAX_TIME_S:g} s" in err

@@ -6,13 +6,14 @@ import json
 from gpusim import presets, units
 from gpusim.calibration.preset_file import measured_error, measured_variant
 from gpusim.collectives.run import normalise_op
-from gpusim.collectives.sweep import sizes, sweep
+from gpusim.collectives.sweep import SweepCutShort, sizes, sweep
 from gpusim.engine.fabric import Fabric
 from gpusim.errors import GpusimError
 
 CSV_HEADER = "op,ranks,bytes,time_us,algbw_GBps,busbw_GBps,algo,proto"
 # the collectives layer names its arguments ("algo: unknown algorithm"); the user typed these flags
-_FLAGS = {"op": "--op", "algo": "--algo", "proto": "--proto", "channels": "--channels", "ranks": "--ranks"}
+_FLAGS = {"op": "--op", "algo": "--algo", "proto": "--proto", "channels": "--channels", "ranks": "--ranks",
+          "max_bytes": "--max-bytes"}
 
 
 def add_parser(sub):
@@ -53,8 +54,11 @@ def run(args) -> int:
                    units.size(args.max_bytes, "--max-bytes", most, default_unit="B"), args.step_factor,
                    names=("--min-bytes", "--max-bytes", "--step-factor"))
     model = cluster.model if args.launch == "host" else cluster.model.with_overrides(launch_floor_s=0.0)
+    cut = None
     try:
         rows = sweep(fabric, model, args.op, range(n), ladder, args.algo, args.proto, args.channels)
+    except SweepCutShort as exc:        # print the sizes done, then say why the sweep stopped
+        rows, cut = exc.rows, GpusimError(_FLAGS[exc.path], exc.message)
     except GpusimError as exc:
         if exc.path in _FLAGS:
             raise GpusimError(_FLAGS[exc.path], exc.message) from None
@@ -90,6 +94,8 @@ def run(args) -> int:
         if rows:
             avg = sum(r.result.busbw_GBps for r in rows) / len(rows)
             print(f"# Avg bus bandwidth    : {avg:.2f}")
+    if cut:
+        raise cut
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from gpusim import units
 from gpusim.collectives.cost_model import CostModel
 from gpusim.collectives.run import CollectiveResult, measure, normalise_op
 from gpusim.engine.fabric import Fabric
@@ -12,6 +13,14 @@ from gpusim.errors import GpusimError
 TYPE_SIZE_BYTES = 4  # float32, nccl-tests' default type
 #: Most sizes one sweep may have (a factor-2 ladder from 1 B to 4 GiB has 33).
 MAX_POINTS = 10_000
+
+
+class SweepCutShort(GpusimError):
+    """A sweep stopped at a size past what the simulator resolves; ``rows`` holds the sizes finished before it."""
+
+    def __init__(self, path: str, message: str, rows=()):
+        super().__init__(path, message)
+        self.rows = list(rows)
 
 
 @dataclass
@@ -53,9 +62,16 @@ def element_count(op: str, size_bytes: int, n_ranks: int) -> int:
 def sweep(fabric: Fabric, model: CostModel, op: str, ranks, size_list, algo="auto", proto="auto",
           channels=None) -> list[SweepRow]:
     """Each size as one call of a long run of identical calls, which is what nccl-tests times: a broadcast chain's
-    root starts the next call as soon as its own hop is free (:meth:`Planner.plan`)."""
+    root starts the next call as soon as its own hop is free (:meth:`Planner.plan`). A call that ends past
+    :data:`units.MAX_TIME_S` stops the sweep with :class:`SweepCutShort`, which carries the sizes done before it."""
     op = normalise_op(op)
     ranks = list(ranks)
-    return [SweepRow(measure(fabric, model, op, ranks, s, algo, proto, channels, back_to_back=True),
-                     element_count(op, s, len(ranks)))
-            for s in size_list]
+    rows = []
+    for s in size_list:
+        result = measure(fabric, model, op, ranks, s, algo, proto, channels, back_to_back=True)
+        if result.end_s > units.MAX_TIME_S:      # as a scenario's run: past it, float seconds lose the nanoseconds
+            raise SweepCutShort("max_bytes", f"{op} of {s:,} B takes {result.time_s:.3g} s on this cluster, past the "
+                                           f"{units.MAX_TIME_S:g} s of simulated time the simulator resolves; "
+                                           "ask for smaller sizes", rows)
+        rows.append(SweepRow(result, element_count(op, s, len(ranks))))
+    return rows

@@ -8,9 +8,7 @@ from gpusim import units
 from gpusim.errors import GpusimError, did_you_mean
 
 
-# Scenario times stop here: 115 days, where float64 seconds still resolve ~2 ns. Beyond it event times round
-# (a job started at 1e15 s lasted 0 ns) and a far-off end hangs the weather generator.
-MAX_TIME_S = 1e7
+MAX_TIME_S = units.MAX_TIME_S      # scenario times stop where simulated time does
 _RANGE = re.compile(r"\s*([0-9]{1,18})\s*-\s*([0-9]{1,18})\s*")     # ASCII digits only: '²'.isdigit() is True
 
 
