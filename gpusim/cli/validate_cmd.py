@@ -59,14 +59,31 @@ def _default_data() -> list[Path]:
 
 
 def _preset_choice(specs: list[str]) -> dict[str, str]:
+    """--preset TRANSPORT=PRESET items as {transport: preset}; each transport once, each preset without the
+    ':gpus=N' that validate sets itself, per measured world size."""
     out = {}
     for item in specs:
-        t, eq, p = item.partition("=")
+        t, eq, p = (s.strip() for s in item.partition("="))
         if not eq or not p:
             raise GpusimError("--preset", f"expected TRANSPORT=PRESET such as nvlink=h200-nvlink, got {item!r}")
-        transports.transport(t.strip(), "--preset")
-        out[t.strip()] = p.strip()
+        transports.transport(t, "--preset")
+        if t in out:
+            raise GpusimError("--preset", f"transport '{t}' given twice ({t}={out[t]} and {item}); give one preset "
+                                          "per transport")
+        name, params = presets.parse_spec(p, "--preset")
+        if "gpus" in params:
+            raise GpusimError("--preset", f"'{p}': validate builds the preset at each measured world size itself; "
+                                          f"name it without ':gpus={params['gpus']}'")
+        out[t] = p
     return out
+
+
+def _calibrated_transport(spec: str) -> str:
+    """The transport a calibrated preset was fitted on ('' for a built-in preset or a file that does not say)."""
+    from gpusim.calibration import preset_file
+    name, _ = presets.parse_spec(spec, "--preset")
+    file = presets.calibrated().get(name) or (Path(name) if presets.is_preset_file(name) else None)
+    return preset_file.read(file).transport if file is not None else ""
 
 
 def _choices(files, chosen: dict) -> dict:
@@ -103,9 +120,12 @@ def run(args) -> int:
     points, groups, summary, used = [], [], {}, {}
     for t in measured:
         spec = _spec(t, chosen)
-        if not presets.is_preset_file(spec) and spec not in presets.names():
+        if not presets.is_preset_file(spec) and presets.parse_spec(spec, "--preset")[0] not in presets.names():
             raise GpusimError("--preset", f"no preset '{spec}' for transport '{t}'; run gpusim calibrate first")
         presets.build(spec, "--preset")     # a broken preset file is the preset's error, not a measured row's
+        fitted_on = _calibrated_transport(spec)
+        if fitted_on and fitted_on != t:
+            print(f"# note: {t} measurements checked against '{spec}', a preset calibrated on {fitted_on}")
         rows, skipped = fit.rows_from(data, t)
         sim = fit.simulate(rows, _cluster_for(spec), engine=not args.estimate)
         name = Path(spec).stem if presets.is_preset_file(spec) else spec

@@ -591,6 +591,18 @@ def test_validate_command_writes_table_json_and_figure(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_validate_notes_a_preset_calibrated_on_another_transport(tmp_path):
+    """Socket measurements against h200-pcie-shm run (a what-if is allowed) under a note naming both transports;
+    against their own preset, no note."""
+    sock = tmp_path / "socket.csv"
+    measurements.write_csv(sock, [m for m in measurements.load_csv(DATA) if m.transport == "socket"][:20])
+    argv = ["validate", str(sock), "--estimate", "--no-figures", "-o", str(tmp_path / "out")]
+    rc, text = _run(argv + ["--preset", "socket=h200-pcie-shm"])
+    assert rc == 0 and "# note: socket measurements checked against 'h200-pcie-shm', a preset calibrated on pcie_shm" in text
+    rc, text = _run(argv + ["--preset", "socket=h200-socket"])
+    assert rc == 0 and "# note" not in text
+
+
 def test_validate_default_data_json_only(tmp_path):
     rc, text = _run(["validate", "--estimate", "--no-figures", "-o", str(tmp_path)])
     assert rc == 0
@@ -631,6 +643,10 @@ def test_validate_default_data_json_only(tmp_path):
     (["validate", "--preset", "nvlink", "-o", "out"], "expected TRANSPORT=PRESET"),
     (["validate", str(DATA), "--choices", "none.csv", "--no-figures", "-o", "out"], "none.csv: cannot read"),
     (["validate", "--preset", "nvlink=no-such-preset", "--no-figures", "-o", "out"], "no preset 'no-such-preset'"),
+    (["validate", "--preset", "nvlink=h200-nvlink:gpus=4", "-o", "out"],
+     "--preset: 'h200-nvlink:gpus=4': validate builds the preset at each measured world size itself"),
+    (["validate", "--preset", "nvlink=h200-nvlink", "--preset", "nvlink=h200-socket", "-o", "out"],
+     "--preset: transport 'nvlink' given twice (nvlink=h200-nvlink and nvlink=h200-socket)"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, words, monkeypatch):
     monkeypatch.chdir(tmp_path)
