@@ -23,7 +23,6 @@ over its own chunk (S/n), a phase on no link.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,7 +127,7 @@ class Planner:
                 self._cached_flows = 0
             self._plans[key] = phases
             self._cached_flows += flows
-        return [Phase([copy.copy(f) for f in ph.flows], ph.label) for ph in phases]
+        return [Phase([f.copy() for f in ph.flows], ph.label) for ph in phases]
 
     def _plan(self, op, ranks, size_bytes, algo, proto, channels, back_to_back) -> list[Phase]:
         n = len(ranks)
