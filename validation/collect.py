@@ -31,7 +31,9 @@ import sys
 import time
 import warnings
 
-OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "sendrecv")
+OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce", "all_to_all", "sendrecv")
+#: the ones NCCL_ALGO / NCCL_PROTO apply to (rings and chains; the rest are point-to-point)
+RING_OPS = OPS[:5]
 TRANSPORTS = {
     # name -> environment that selects it (on top of MULTICAST_OFF)
     "nvlink": {},
@@ -153,7 +155,7 @@ class _NcclApi:
                 "ncclCommInitRank": [ctypes.POINTER(p), i, self.UniqueId, i], "ncclCommDestroy": [p],
                 "ncclAllReduce": [p, p, z, i, i, p, p], "ncclAllGather": [p, p, z, i, p, p],
                 "ncclReduceScatter": [p, p, z, i, i, p, p], "ncclBroadcast": [p, p, z, i, i, p, p],
-                "ncclSend": [p, z, i, i, p, p], "ncclRecv": [p, z, i, i, p, p],
+                "ncclReduce": [p, p, z, i, i, i, p, p], "ncclSend": [p, z, i, i, p, p], "ncclRecv": [p, z, i, i, p, p],
                 "ncclGroupStart": [], "ncclGroupEnd": []}
         for name, argtypes in sigs.items():
             f = getattr(lib, name)
@@ -215,7 +217,7 @@ class _OpRunner:
         big = max_bytes // ELEMENT_BYTES
         small = max(big // n, 1)
         mk = lambda c: torch.randn(c, dtype=torch.float32, device=device)  # noqa: E731
-        if op in ("all_reduce", "broadcast"):
+        if op in ("all_reduce", "broadcast", "reduce"):
             self.a = mk(big)
             self.b = None
         elif op == "all_gather":
@@ -224,10 +226,11 @@ class _OpRunner:
             self.a, self.b = mk(big), mk(small)
         else:  # all_to_all, sendrecv
             self.a, self.b = mk(big), mk(big)
-        # all_reduce and broadcast always run in place; all_gather and reduce_scatter do when asked, as nccl-tests'
-        # in-place columns: all_gather's input is the rank's slot of the output, reduce_scatter's output its slot
-        # of the input (NCCL then skips the copy of a rank's own chunk between the buffers)
-        self.in_place = op in ("all_reduce", "broadcast") or (in_place_split and op in ("all_gather", "reduce_scatter"))
+        # all_reduce, broadcast and reduce always run in place; all_gather and reduce_scatter do when asked, as
+        # nccl-tests' in-place columns: all_gather's input is the rank's slot of the output, reduce_scatter's output
+        # its slot of the input (NCCL then skips the copy of a rank's own chunk between the buffers)
+        self.in_place = (op in ("all_reduce", "broadcast", "reduce")
+                         or (in_place_split and op in ("all_gather", "reduce_scatter")))
 
     def _slot(self, buf, count: int):
         """The rank's 1/n slot of ``buf[:count]`` (in-place all_gather input, reduce_scatter output)."""
@@ -253,6 +256,9 @@ class _OpRunner:
         if self.op == "broadcast":
             x = self.a[:count]
             return lambda: dist.broadcast(x, src=0, group=pg)
+        if self.op == "reduce":     # to rank 0, as nccl-tests reduce_perf's default root
+            x = self.a[:count]
+            return lambda: dist.reduce(x, dst=0, group=pg)
         if self.op == "all_gather":
             out = self.b[:count]
             inp = self._slot(self.b, count) if self.in_place else self.a[:count // n]
@@ -287,6 +293,8 @@ class _OpRunner:
             return lambda: check(lib.ncclAllReduce(a, a, total, f32, _NcclApi.NCCL_SUM, comm, stream), "allreduce")
         if self.op == "broadcast":
             return lambda: check(lib.ncclBroadcast(a, a, total, f32, 0, comm, stream), "broadcast")
+        if self.op == "reduce":
+            return lambda: check(lib.ncclReduce(a, a, total, f32, _NcclApi.NCCL_SUM, 0, comm, stream), "reduce")
         slot_bytes = r * (total // n) * ELEMENT_BYTES
         if self.op == "all_gather":
             src = ctypes.c_void_p(self.b.data_ptr() + slot_bytes) if self.in_place else a
@@ -329,6 +337,10 @@ class _OpRunner:
             self.a[:c].fill_(r + 7)
             fn()
             ok = torch.all(self.a[:c] == 7)
+        elif self.op == "reduce":       # only the root's buffer is defined afterwards
+            self.a[:c].fill_(r + 1)
+            fn()
+            ok = torch.all(self.a[:c] == n * (n + 1) / 2) if r == 0 else True
         elif self.op == "all_gather":
             (self._slot(self.b, c) if self.in_place else self.a[:c // n]).fill_(r)
             fn()
@@ -836,8 +848,8 @@ def main(argv=None) -> int:
                    help="time sizes up to this by replaying a CUDA graph of the launches (default: never)")
     p.add_argument("--graph-max-iters", type=int, default=1000)
     p.add_argument("--in-place", action="store_true",
-                   help="run all_gather and reduce_scatter in place, as nccl-tests' in-place columns (all_reduce and "
-                        "broadcast always are)")
+                   help="run all_gather and reduce_scatter in place, as nccl-tests' in-place columns (all_reduce, "
+                        "broadcast and reduce always are)")
     p.add_argument("--trials", type=int, default=3)
     p.add_argument("--warmup", type=int, default=20, help="most warm-up launches (fewer at large sizes, at least 1)")
     p.add_argument("--target-ms", type=float, default=25.0, help="timed loop length per trial")
@@ -913,8 +925,8 @@ def _drive(args, parser) -> int:
             if a not in ALGOS or pr not in PROTOS:
                 parser.error(f"--variants {v}: use ALGO/PROTO with ALGO in {ALGOS} and PROTO in {PROTOS}")
     for op in args.variant_ops.split(","):
-        if op not in OPS[:4]:
-            parser.error(f"--variant-ops {op}: use operations NCCL_ALGO/NCCL_PROTO apply to: {', '.join(OPS[:4])}")
+        if op not in RING_OPS:
+            parser.error(f"--variant-ops {op}: use operations NCCL_ALGO/NCCL_PROTO apply to: {', '.join(RING_OPS)}")
     if args.launch == "nccl_api" and args.dry_cpu:
         parser.error("--launch nccl_api needs GPUs: drop --dry-cpu")
     sizes = ([parse_size(s) for s in args.sizes.split(",")] if args.sizes
