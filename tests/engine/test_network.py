@@ -117,6 +117,9 @@ def test_bytes_conserved_and_capacity_respected(flows, caps):
     np.testing.assert_allclose(net.link_bytes, expected, rtol=1e-9)
     assert not any(over)
     assert not net._group and not net._new         # every flow retired
+    # a link holds flows back only while full: it carried at least capacity x that time, and no longer than the run
+    assert np.all(net.link_bytes >= np.array(caps) * net.limiting_seconds * (1 - 1e-9))
+    assert np.all(net.limiting_seconds <= env.now * (1 + 1e-12))
 
 
 @settings(max_examples=40, deadline=None)
