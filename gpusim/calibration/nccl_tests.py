@@ -31,6 +31,8 @@ UNKNOWN_TRANSPORT = "unknown"
 
 _PREFIX = re.compile(r"^(?:\[\d+(?:,\d+)*\](?:<std(?:out|err)>)?:?[ \t]?|\d+:[ \t])")
 _RANK = re.compile(r"^#\s*Rank\s+(\d+)\b")
+#: the rest of a rank line: '... Pid  4242 on    gpu-b12 device  1 [0000:43:00] NVIDIA H200'
+_RANK_PLACE = re.compile(r"\bon\s+(\S+)\s+device\s+\d+\s+\[[^\]]*\]\s+(.+?)\s*$")
 _STARTING = re.compile(r"^#\s*Collective test starting:\s*(\S+)")
 _SECTION = re.compile(r"^#\s*(?:nccl-tests version\b|nThread\s+\d+)")
 _ENV_SET = re.compile(r"\bNCCL_(ALGO|PROTO) set by environment to\s+(\S+)")
@@ -179,6 +181,7 @@ def parse_text(text: str, source: str = "<text>", transport: str | None = None, 
     env = {"ALGO": None, "PROTO": None}
     out: list[Measurement] = []
     section_op, ranks, last_ranks = None, set(), None
+    places, last_places = [], []       # (host, GPU model) of each '# Rank' line of a section
     launch = "nccl_tests"
     layout: _Layout | None = None
     rows_in_section = 0
@@ -200,6 +203,7 @@ def parse_text(text: str, source: str = "<text>", transport: str | None = None, 
             starting = _STARTING.match(s)
             if (starting or _SECTION.match(s)) and rows_in_section:
                 section_op, ranks, layout, rows_in_section = None, set(), None, 0
+                places = []
             if starting:
                 section_op = _op_from_program(starting.group(1), where)
                 continue
@@ -211,6 +215,9 @@ def parse_text(text: str, source: str = "<text>", transport: str | None = None, 
                 if len(r.group(1)) > 9:
                     raise GpusimError(where, f"rank: expected a rank number below 10^9, got {r.group(1)[:20]}...")
                 ranks.add(int(r.group(1)))
+                place = _RANK_PLACE.search(s)
+                if place:
+                    places.append((place.group(1), place.group(2)))
                 continue
             names = _header_names(s)
             if names is not None:
@@ -241,12 +248,12 @@ def parse_text(text: str, source: str = "<text>", transport: str | None = None, 
             raise GpusimError(source, "cannot tell the operation: no '# Collective test starting' line and the file "
                                       f"name does not say; pass op= (one of {', '.join(OPS)})")
         if ranks:
-            last_ranks = ranks
+            last_ranks, last_places = ranks, places
         n = given_n or (max(last_ranks) + 1 if last_ranks else None)
         if n is None:
             raise GpusimError(source, "cannot tell the world size: no '#  Rank' lines; pass world_size=")
         out.extend(_records_from_row(tokens, layout, where, this_op, n, transport, algo or env["ALGO"],
-                                     proto or env["PROTO"], source, lineno, launch))
+                                     proto or env["PROTO"], source, lineno, launch, machine_name(last_places)))
         rows_in_section += 1
 
     if not out:
@@ -270,7 +277,20 @@ def _launch(graph_iters) -> str:
     return "nccl_tests_graph" if graphed else "nccl_tests"
 
 
-def _records_from_row(tokens, layout: _Layout, where, op, n, transport, algo, proto, source, lineno, launch):
+def machine_name(places) -> str:
+    """The machine a run used, from its ranks' (host, GPU model) pairs: 'NVIDIA H200 on gpu49', 'NVIDIA A100-SXM4-80GB
+    on node03,node04', '... on 16 hosts (node01..node16)'; '' when the log does not say. Calibration notes data
+    that mixes machines, which one preset cannot describe."""
+    if not places:
+        return ""
+    hosts = sorted({h for h, _ in places})
+    models = " + ".join(sorted({m for _, m in places}))
+    where = ",".join(hosts) if len(hosts) <= 4 else f"{len(hosts)} hosts ({hosts[0]}..{hosts[-1]})"
+    return f"{models} on {where}"
+
+
+def _records_from_row(tokens, layout: _Layout, where, op, n, transport, algo, proto, source, lineno, launch,
+                      machine=""):
     size = _whole(tokens[layout.size], where, "size")
     count = None if layout.count is None else _whole(tokens[layout.count], where, "count")
     dtype = tokens[layout.type] if layout.type is not None else ""
@@ -288,7 +308,7 @@ def _records_from_row(tokens, layout: _Layout, where, op, n, transport, algo, pr
             op=op, world_size=n, size_bytes=size, time_s=_time_s(t_us, f"{where}:{layout.names[ti]}"),
             transport=transport or UNKNOWN_TRANSPORT, algo=algo or "default", proto=proto or "default",
             busbw_GBps=busbw, algbw_GBps=algbw, in_place=(k == 1), source=f"{Path(source).name}:{lineno}",
-            count=count, dtype=dtype, launch=launch))
+            count=count, dtype=dtype, launch=launch, machine=machine))
     return recs
 
 
@@ -339,6 +359,10 @@ def parse_json(text, source: str = "<json>", transport: str | None = None, op: s
             k, _, v = item.partition("=")
             env[k[5:]] = v
     a, p = algo or env.get("ALGO") or "default", proto or env.get("PROTO") or "default"
+    devices = config.get("devices", doc.get("devices"))
+    machine = machine_name([(str(d.get("hostname", "")), str(d.get("device_info", ""))) for d in devices
+                            if isinstance(d, dict) and d.get("hostname") and d.get("device_info")]
+                           if isinstance(devices, list) else [])
     out = []
     for i, res in enumerate(doc["results"]):
         where = f"{source}:results[{i}]"
@@ -367,7 +391,7 @@ def parse_json(text, source: str = "<json>", transport: str | None = None, op: s
                 op=this_op, world_size=n, size_bytes=size, time_s=_time_s(vals[tkey], f"{where}.{key}.{tkey}"),
                 transport=transport or UNKNOWN_TRANSPORT, algo=a, proto=p, busbw_GBps=vals["bus_bw"],
                 algbw_GBps=vals["alg_bw"], in_place=(k == 1), source=f"{Path(source).name}:results[{i}]",
-                count=count, dtype=str(res.get("type", "")), launch=launch))
+                count=count, dtype=str(res.get("type", "")), launch=launch, machine=machine))
     if not out:
         raise GpusimError(source, "the 'results' list holds no timed result")
     return out

@@ -156,6 +156,7 @@ def run(args) -> int:
         name = have[0]
     transports.with_local_copy(transports.transport(name, "--transport"), copy_Bps, "--local-copy")  # names the option
     logged = nccl_log.constants(args.nccl_log, name) if args.nccl_log else None
+    machines = sorted({m.machine for m in data if m.transport == name} - {""})
     result = fit.fit(data, name, train_ws, held_ws, protocol_sets=protocol_sets, data_files=args.data,
                      fit_date=datetime.date.today().isoformat(), gpus_range=gpus, local_copy_Bps=copy_Bps,
                      nccl_logged=logged)
@@ -172,7 +173,7 @@ def run(args) -> int:
               [r for r in result.train_rows if r.n in cv["check"]]) for cv in result.cross_validation]
     spreads = {label: repeatability.spread(rows) for label, _, rows in sets}
     if args.format == "json":
-        print(json.dumps({"transport": name, "preset": str(out), "values": result.values,
+        print(json.dumps({"transport": name, "preset": str(out), "machines": machines, "values": result.values,
                           "allowed_protocols": list(result.protocols), "train": result.train,
                           "heldout": result.heldout, "rows": {"train": result.rows_train,
                                                               "heldout": result.rows_heldout,
@@ -186,6 +187,9 @@ def run(args) -> int:
           f"{sum(result.rows_skipped.values())} skipped")
     for reason, count in result.rows_skipped.items():
         print(f"#   {count} skipped: {fit.SKIP_REASONS[reason]}")
+    if len(machines) > 1:
+        print(f"# note: the {name} rows come from {len(machines)} machines ({'; '.join(machines)}); one preset "
+              "describes one machine, so the fit averages them: calibrate each machine's runs on their own")
     print("fitted parameters:")
     for key, value in fit.describe(result):
         print(f"  {key:<24} {value}")

@@ -254,3 +254,20 @@ def test_cuda_graph_runs_are_marked_so_the_host_floor_does_not_hold_them():
     assert all(m.host_launched for m in nccl_tests.parse_json(doc, transport="nvlink"))
     doc["config"]["graph"] = 4
     assert {m.launch for m in nccl_tests.parse_json(doc, transport="nvlink")} == {"nccl_tests_graph"}
+
+
+@pytest.mark.parametrize("name, machine", [
+    ("all_gather_perf_dgx-a100_2021.log", "A100-SXM4-40GB on dgx-a100-07"),               # old rank lines, no Group
+    ("all_reduce_perf_h200x8.txt", "NVIDIA H200 on gpu49"),
+    ("alltoall_perf_c0_mpi.txt", "NVIDIA H100 80GB HBM3 on h100-017,h100-018"),         # '[0] ' prefixes, two hosts
+    ("socket_25gbe_runs.log", "NVIDIA L40S on lab-a,lab-b"),                           # several runs in one log
+    ("all_gather_perf_h100.json", "NVIDIA H100 80GB HBM3 on h100-003"),                 # -J: config.devices
+])
+def test_each_record_names_the_machine_its_rank_lines_describe(name, machine):
+    assert {m.machine for m in nccl_tests.load(FIX / name)} == {machine}
+
+
+def test_a_run_over_many_hosts_is_named_by_their_count_and_range():
+    places = [(f"node{i:02d}", "NVIDIA H200") for i in range(1, 17) for _ in range(8)]
+    assert nccl_tests.machine_name(places) == "NVIDIA H200 on 16 hosts (node01..node16)"
+    assert nccl_tests.machine_name([]) == ""

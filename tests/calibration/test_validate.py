@@ -554,6 +554,21 @@ def test_calibrate_reads_nccl_tests_output(tmp_path):
     p = preset_file.read(out)
     assert p.gpus_default == 8 and "heldout" not in p.provenance
     assert p.provenance["train"]["median_rel_error"] < 0.10
+    assert "machines" not in text       # one machine: no note
+
+
+def test_calibrate_notes_data_from_several_machines(tmp_path):
+    """Logs of two machines (an 8-GPU H200 and a 2-GPU H200 box) fitted as one: the fit runs, under a note naming
+    both machines; the JSON lists them."""
+    fixtures = ROOT / "tests" / "fixtures" / "nccl_tests"
+    logs = [str(fixtures / "all_reduce_perf_h200x8.txt"), str(fixtures / "all_reduce_perf_I1_ring_simple.txt")]
+    argv = ["calibrate", *logs, "--transport", "nvlink", "--train-world-sizes", "8", "-o", str(tmp_path / "m.yaml")]
+    rc, text = _run(argv)
+    assert rc == 0
+    assert ("# note: the nvlink rows come from 2 machines (NVIDIA H200 on gpu-b12; NVIDIA H200 on gpu49); one preset "
+            "describes one machine") in text
+    rc, text = _run(argv + ["--format", "json"])
+    assert rc == 0 and json.loads(text)["machines"] == ["NVIDIA H200 on gpu-b12", "NVIDIA H200 on gpu49"]
 
 
 def test_calibrate_takes_another_gpus_local_copy_rate(tmp_path):
