@@ -6,12 +6,14 @@ validation/collect.py time them:
 
     g(r; θ) = n · o + Σ_phases max_f [ lat0_f + b_p · base_f + s_p · step_f + (bytes_f / (e_p g_op)) / rate_f ]
               + (S / n) / R_op
-    t(r; θ) = max(F, g(r; θ)) for calls the host issued one by one, g(r; θ) for calls replayed from a CUDA graph
+    t(r; θ) = max(F + c k_r, g(r; θ))   for calls the host issued one by one
+    t(r; θ) = g(r; θ)                   for calls replayed from a CUDA graph
 
-F is the host's issue interval (``launch_floor_s``), o a call overhead per rank, lat0_f flow f's wire latency,
-base_f and step_f NCCL's base and per-step software latencies of (a, p) scaled per protocol by b_p and s_p, e_p the
-payload efficiency of protocol p (LL and LL128 fitted, Simple 1), g_op the operation's bandwidth relative to
-all_reduce's, and rate_f the max-min rate on link capacities C(θ) (the transport's bottleneck technology has a fitted
+F + c k_r is the host's issue interval: the launch floor (``launch_floor_s``) and its time per send and receive
+(``p2p_launch_s``) times the k_r a grouped call posts (all_to_all 2n, sendrecv 2, collectives 0); o a call overhead
+per rank, lat0_f flow f's wire latency, base_f and step_f NCCL's base and per-step software latencies of (a, p)
+scaled per protocol by b_p and s_p, e_p the payload efficiency of protocol p (LL and LL128 fitted, Simple 1), g_op
+the operation's bandwidth relative to all_reduce's, and rate_f the max-min rate on link capacities C(θ) (the transport's bottleneck technology has a fitted
 efficiency or bandwidth) under per-flow caps (NCCL's protocol caps); R_op the rate of each rank's pass over its own
 chunk in ring all_reduce, all_gather, reduce_scatter and all_to_all (``own_chunk_Bps``, NVLink only: it is what
 makes those ring rates depend on n; not fitted but derived from the GPU's measured copy rates,
@@ -42,9 +44,9 @@ from scipy.optimize import least_squares
 from gpusim import __version__
 from gpusim.calibration.measurements import host_launched
 from gpusim.calibration.preset_file import CalibratedPreset
-from gpusim.calibration.transports import (FLOOR, LATENCY_TERMS, MODEL_MAPS, PER_RANK, Transport, transport,
-                                          with_local_copy, with_nccl_log)
-from gpusim.collectives.cost_model import OPS, OWN_CHUNK_OPS, PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel
+from gpusim.calibration.transports import (FLOOR, LATENCY_TERMS, MODEL_MAPS, P2P_LAUNCH, PER_RANK, Transport,
+                                          transport, with_local_copy, with_nccl_log)
+from gpusim.collectives.cost_model import OPS, OWN_CHUNK_OPS, PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel, p2p_calls
 from gpusim.collectives.plans import ALGOS_FOR, P2P_OPS
 from gpusim.collectives.run import Collectives, measure, normalise_op
 from gpusim.engine.fabric import Fabric
@@ -177,7 +179,7 @@ def simulate(rows: list[Row], cluster_for: Callable[[int], Cluster], engine: boo
     for n, idx in sorted(by_n.items()):
         cluster = at_world_size(rows, n, cluster_for)
         fabric = Fabric(cluster.graph)
-        models = {True: cluster.model, False: cluster.model.with_overrides(launch_floor_s=0.0)}
+        models = {True: cluster.model, False: cluster.model.graph_replayed()}
         colls = {host: Collectives(fabric, m) for host, m in models.items()}
         ranks = colls[True].ranks(range(n))
         for i in idx:
@@ -253,12 +255,13 @@ def _maps(tr: Transport, values: dict) -> dict:
 
 def _model(tr: Transport, values: dict, protocols, plan_only: bool = False,
            latency: dict | None = None) -> CostModel:
-    """The cost model for ``values``, without the per-rank overhead and the launch floor (the evaluator applies
+    """The cost model for ``values``, without the per-rank overhead and the issue interval (the evaluator applies
     them per row).
     ``plan_only`` plans every protocol and op at 100 % payload, unit bandwidth scale and unit own-chunk and p2p
     channel rates (the evaluator applies those itself); ``latency`` then replaces the latency scales."""
     values = _complete(tr, values)
-    fields = {p.name: values[p.name] for p in tr.params if not p.link and not p.entry and p not in (PER_RANK, FLOOR)}
+    fields = {p.name: values[p.name] for p in tr.params
+              if not p.link and not p.entry and p not in (PER_RANK, FLOOR, P2P_LAUNCH)}
     fields.update(_maps(tr, values), ring_channel_Bps={p: dict(ops) for p, ops in tr.ring_channel.items()})
     if plan_only:
         fields.update(payload_efficiency={k: 1.0 for k in PAYLOAD_EFFICIENCY}, op_bandwidth_scale={},
@@ -275,6 +278,7 @@ class Evaluator:
         self.worlds = {n: at_world_size(rows, n, lambda k: _WorldSize(tr, k)) for n in sorted({r.n for r in rows})}
         self.n_of_row = np.array([r.n for r in rows], dtype=float)
         self.host_row = np.array([r.host for r in rows], dtype=bool)
+        self.p2p_calls_row = np.array([p2p_calls(r.op, r.n) for r in rows], dtype=float)
 
     def choices(self, values: dict, protocols) -> list[tuple[str, str, int]]:
         """(algo, proto, channels) of each row as the tuner picks them under ``values``."""
@@ -387,8 +391,8 @@ class Evaluator:
                 t = np.einsum("ij,ij->i", self.lat, terms) + np.where(size > 0, size / rate, 0.0)
             seg = np.maximum.reduceat(t, self.seg_start)
             out += np.bincount(self.seg_row, weights=seg, minlength=len(self.rows))
-        floor = values.get(FLOOR.name, 0.0)
-        return np.where(self.host_row, np.maximum(out, floor), out) if floor else out
+        floor = values.get(FLOOR.name, 0.0) + values.get(P2P_LAUNCH.name, 0.0) * self.p2p_calls_row
+        return np.where(self.host_row, np.maximum(out, floor), out) if np.any(floor) else out
 
 
 # -- fitting ---------------------------------------------------------------------------------------------------------
@@ -509,12 +513,13 @@ def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world
     sim_train = ev.times(values)
     unconstrained = []
     for p in tr.params:     # flagged when no training row depends on it; its value is kept, so the preset
-        nudge = 0.0 if p is FLOOR else values[p.name] * 0.9 if values[p.name] * 0.9 > p.low else p.high
+        nudge = 0.0 if p in (FLOOR, P2P_LAUNCH) else values[p.name] * 0.9 if values[p.name] * 0.9 > p.low else p.high
         nudged = ev.times({**values, p.name: nudge})
         if np.array_equal(nudged, sim_train):          # predicts exactly what the errors were computed with
             unconstrained.append(p.name)
-    if FLOOR.name in unconstrained:     # every call outlasts it: no evidence of a host floor, so the GPU's time alone
-        values[FLOOR.name] = 0.0
+    for p in (FLOOR, P2P_LAUNCH):   # every call outlasts it: no evidence of that host time, so the GPU's time alone
+        if p.name in unconstrained:
+            values[p.name] = 0.0
     default_gpus = train_ws[-1] if lo_gpus <= train_ws[-1] <= hi_gpus else lo_gpus
     result = FitResult(tr, values, protocols, train_ws, held_ws, summarise(train, sim_train), {}, len(train),
                        len(held), skipped, cost, unconstrained=tuple(unconstrained), train_rows=train,
@@ -584,6 +589,8 @@ def describe(result: FitResult) -> list[tuple[str, str]]:
         v = result.values[p.name]
         if p is FLOOR and p.name in result.unconstrained:
             return "  (every training call outlasts any floor: none)"
+        if p is P2P_LAUNCH and p.name in result.unconstrained:
+            return "  (no training call waits on the host's sends and receives: none)"
         if p.name in result.unconstrained:
             return "  (no training row depends on it: any value at or past this one fits the same)"
         if v <= p.low * (1 + 1e-6) or v >= p.high * (1 - 1e-6):

@@ -164,6 +164,7 @@ _MODEL_FIELDS = {
     "call_overhead": ("call_overhead_s", _time, lambda x: f"{x * 1e6:.6g} us"),
     "call_overhead_per_rank": ("call_overhead_per_rank_s", _time, lambda x: f"{x * 1e6:.6g} us"),
     "launch_floor": ("launch_floor_s", _time, lambda x: f"{x * 1e6:.6g} us"),
+    "p2p_launch": ("p2p_launch_s", _time, lambda x: f"{x * 1e6:.6g} us"),
     "step_latency_scale": ("step_latency_scale", _scale, _write_scale),
     "base_latency_scale": ("base_latency_scale", _scale, _write_scale),
     "payload_efficiency": ("payload_efficiency", _efficiencies, _write_scale),

@@ -61,6 +61,12 @@ PER_RANK = Param("call_overhead_per_rank_s", 1e-6, 1e-9, 1e-3, "us")
 # measured value. The floor is the host's, not the network's: a workload replayed from a CUDA graph has none
 # (cost_model launch_floor 0). fit() starts it at the smallest calls' time: from below every call it has no gradient.
 FLOOR = Param("launch_floor_s", 10e-6, 1e-7, 1e-3, "us")
+# Grouped point-to-point calls cost the host more per call: a 4-rank all_to_all (four sends and four receives a rank,
+# itself included) took 27.3 us through the C API and 6.5 us replayed from a CUDA graph over NVLink, where a 4-rank
+# all_reduce took 10.0 and 7.7 (extra/probe_graph_vs_api, 8 B-64 KiB); in the C-API runs small all_to_all took
+# 19, 28 and 29 us on 2, 3 and 4 ranks and the collectives 11-13 (NVLink; SHM alike). The issue interval of such a
+# call is the floor plus this much per send and receive (cost_model.issue_interval_s). Zero where no call waits on it.
+P2P_LAUNCH = Param("p2p_launch_s", 1e-6, 1e-9, 1e-4, "us")
 PRIOR_WIDTH = 1.0
 LATENCY_SCALES = tuple(Param(f"{term}.{proto}", 1.0, 1e-3, 1e2, prior=PRIOR_WIDTH)
                        for term in LATENCY_TERMS for proto in PROTOCOLS)
@@ -187,7 +193,7 @@ TRANSPORTS: dict[str, Transport] = {
         "nvlink", "h200-nvlink", "H200 SXM on NVSwitch (18 NVLink4 links each), NCCL P2P over NVLink",
         "nvswitch_server", {"nvlink": "nvlink4", "nvlinks": 18, "pcie": "pcie5"}, "gpus", PROTOCOLS,
         (*LATENCY_SCALES, LL_EFFICIENCY, LL128_EFFICIENCY, *_NVLINK_OP_SCALES,
-         Param("nvlink4.efficiency", 20.6 / 25.0, 0.02, 1.0), P2P_CHANNEL, FLOOR),
+         Param("nvlink4.efficiency", 20.6 / 25.0, 0.02, 1.0), P2P_CHANNEL, FLOOR, P2P_LAUNCH),
         _logged(24, 32, 32, 512 * 1024, 12, 30e9),
         own_chunk=own_chunk_rates(H200_LOCAL_COPY_Bps, H200_OWN_COPY_Bps), ring_channel=H200_NVLINK_RING_CHANNEL_Bps),
     # Each GPU on its own PCIe 5.0 x16 to the host (the VM shows no PCIe switch): pairs sharing a switch uplink
@@ -202,7 +208,8 @@ TRANSPORTS: dict[str, Transport] = {
         "pcie_shm", "h200-pcie-shm", "H200 with peer-to-peer off (NCCL_P2P_DISABLE=1): NCCL's SHM transport "
         "stages copies in host memory, each GPU on its own PCIe 5.0 x16",
         "pcie_box", {"pcie": "pcie5", "lanes": 16, "p2p": False, "pcie_switch": False, **_SHM_IO[0]}, "gpus",
-        ("LL", "Simple"), (*_SHM_COMMON, Param("pcie5.efficiency", 0.8, 0.02, 1.0), _SHM_IO[1], P2P_CHANNEL, FLOOR),
+        ("LL", "Simple"), (*_SHM_COMMON, Param("pcie5.efficiency", 0.8, 0.02, 1.0), _SHM_IO[1], P2P_CHANNEL, FLOOR,
+                           P2P_LAUNCH),
         _logged(4, 4, 2, 128 * 1024, 2, 20e9), links={"memory": {"bandwidth_Bps": 120e9}},
         ring_channel=H200_SHM_RING_CHANNEL_Bps),
     "socket": Transport(

@@ -33,7 +33,8 @@ def add_parser(sub):
     p.add_argument("--channels", type=int, default=None, help="channels (default: the cluster's)")
     p.add_argument("--launch", choices=["host", "graph"], default="host",
                    help="host (default): each call issued by the host, as nccl-tests times them, so a call lasts at "
-                        "least the cluster's launch floor; graph: replayed from a CUDA graph, the GPU's time alone")
+                        "least the host's issue interval (the cluster's launch floor, plus its time per send and "
+                        "receive of an all_to_all or sendrecv); graph: replayed from a CUDA graph, the GPU's time alone")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     return p
 
@@ -53,7 +54,7 @@ def run(args) -> int:
     ladder = sizes(units.size(args.min_bytes, "--min-bytes", most, default_unit="B"),
                    units.size(args.max_bytes, "--max-bytes", most, default_unit="B"), args.step_factor,
                    names=("--min-bytes", "--max-bytes", "--step-factor"))
-    model = cluster.model if args.launch == "host" else cluster.model.with_overrides(launch_floor_s=0.0)
+    model = cluster.model if args.launch == "host" else cluster.model.graph_replayed()
     cut = None
     try:
         rows = sweep(fabric, model, args.op, range(n), ladder, args.algo, args.proto, args.channels)

@@ -10,9 +10,11 @@ Two stock models:
 * :meth:`CostModel.ideal` — pure alpha-beta: no software latency, every protocol carries 100 % payload, so a ring
   on an analytical shape costs exactly ``steps * link latency + bytes / bandwidth`` (ASTRA-sim's analytical backend).
 
-A fixed ``call_overhead_s`` is paid once per collective, and a call lasts at least ``launch_floor_s``: back-to-back
-calls cannot start faster than the host issues them (validation/data/h200: 20-55 us per eager torch.distributed
-call, 8-15 us per NCCL C-API call from Python). Calibration fits these together with per-protocol scales of NCCL's
+A fixed ``call_overhead_s`` is paid once per collective, and a call lasts at least its issue interval,
+``launch_floor_s`` plus ``p2p_launch_s`` per send and receive it posts (:meth:`CostModel.issue_interval_s`):
+back-to-back calls cannot start faster than the host issues them (validation/data/h200: 20-55 us per eager
+torch.distributed call, 8-15 us per NCCL C-API call from Python, and a 4-rank all_to_all's eight grouped sends and
+receives 27 us where a CUDA graph replays it in 6.5). Calibration fits these together with per-protocol scales of NCCL's
 base and per-step latencies, payload efficiencies, a bandwidth scale per operation (NCCL's kernels for all_gather,
 broadcast ... reach different fractions of a link than all_reduce's) and link efficiencies, per transport.
 
@@ -38,6 +40,13 @@ _HW = {"nvlink": nm.Hw.NVLINK, "pci": nm.Hw.PCI, "net": nm.Hw.NET}
 _NCCL_ALGO = {"ring": nm.Algo.RING, "tree": nm.Algo.TREE, "nvls": nm.Algo.NVLS, "direct": nm.Algo.RING,
               "hierarchical": nm.Algo.RING}
 PAYLOAD_EFFICIENCY = {"LL": 0.5, "LL128": 120.0 / 128.0, "Simple": 1.0}
+
+
+def p2p_calls(op: str, n_ranks: int) -> int:
+    """Sends and receives one rank posts in a group for ``op``: all_to_all one of each to every rank, itself
+    included (nccl-tests alltoall_perf and PyTorch's all_to_all_single post them so), sendrecv one of each; 0 for
+    the collectives, one NCCL call each."""
+    return 2 * n_ranks if op == "all_to_all" else 2 if op == "sendrecv" else 0
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce", "all_to_all", "sendrecv")
 #: operations in which every rank also passes its own chunk (S/n) through its kernel without sending it
 OWN_CHUNK_OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all")
@@ -86,6 +95,7 @@ class CostModel:
     step_latency_scale: float | dict = 1.0   # multiplies NCCL's per-step hw latencies: one number, or per protocol
     base_latency_scale: float | dict = 1.0   # multiplies NCCL's base latencies: one number, or per protocol
     launch_floor_s: float = 0.0              # shortest call: the host's issue interval of back-to-back calls
+    p2p_launch_s: float = 0.0                # and the host's time per send or receive a grouped p2p call posts
     op_bandwidth_scale: dict = field(default_factory=dict)   # op -> rate relative to all_reduce's (default 1)
     own_chunk_Bps: dict = field(default_factory=dict)   # op -> rate of a rank's pass over its own chunk (S/n)
     p2p_channels: int = 32                  # NCCL's p2pnChannels, p2pnChannelsPerPeer and p2pChunkSize: how many
@@ -111,6 +121,15 @@ class CostModel:
 
     def with_overrides(self, **kw) -> "CostModel":
         return replace(self, **kw)
+
+    def graph_replayed(self) -> "CostModel":
+        """This model for calls replayed from a CUDA graph: the host issues none of them, so no issue interval."""
+        return replace(self, launch_floor_s=0.0, p2p_launch_s=0.0)
+
+    def issue_interval_s(self, op: str, n_ranks: int) -> float:
+        """The host's time to issue one call of ``op`` on ``n_ranks`` (the shortest a back-to-back call can last):
+        ``launch_floor_s``, plus ``p2p_launch_s`` per send and receive the call posts."""
+        return self.launch_floor_s + self.p2p_launch_s * p2p_calls(op, n_ranks)
 
     # -- latencies ------------------------------------------------------------------------------------------
     def base_latency_s(self, algo: str, proto: str) -> float:
@@ -235,7 +254,7 @@ class CostModel:
                     raise GpusimError(where, f"expected an operation run as a ring ({', '.join(RING_OPS)})")
                 if isinstance(x, bool) or not isinstance(x, (int, float)) or not x > 0:
                     raise GpusimError(where, f"expected a positive rate, got {x!r}")
-        for name in ("call_overhead_s", "launch_floor_s"):
+        for name in ("call_overhead_s", "launch_floor_s", "p2p_launch_s"):
             if not getattr(self, name) >= 0:
                 raise GpusimError(f"{path}.{name}", f"expected a non-negative number, got {getattr(self, name)!r}")
         for name in ("step_latency_scale", "base_latency_scale"):

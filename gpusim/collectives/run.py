@@ -193,13 +193,13 @@ class Collectives:
     def estimate(self, op, ranks, size_bytes, algo, proto, channels, back_to_back: bool = False,
                  floor: bool = True) -> float:
         """Uncontended time from the plan alone (max-min rates of each phase, no event loop); ``back_to_back``:
-        per call of a long run of identical calls (:meth:`Planner.plan`); ``floor``: at least the launch floor
-        (the host's issue interval, which does not choose NCCL's algorithm or protocol)."""
+        per call of a long run of identical calls (:meth:`Planner.plan`); ``floor``: at least the host's issue interval
+        (:meth:`CostModel.issue_interval_s`, which does not choose NCCL's algorithm or protocol)."""
         total = self.model.call_overhead_s
         net = self.fabric.net
         for phase in self.planner.plan(op, ranks, size_bytes, algo, proto, channels, back_to_back):
             total += _phase_time(phase, net.capacity)
-        return max(total, self.model.launch_floor_s) if floor else total
+        return max(total, self.model.issue_interval_s(op, len(ranks))) if floor else total
 
     def collective(self, op: str, ranks, size_bytes: float, algo: str = "auto", proto: str = "auto",
                    channels: int | None = None, label: str = "", back_to_back: bool = False):
@@ -217,8 +217,9 @@ class Collectives:
             yield env.timeout(self.model.call_overhead_s)
         for phase in phases:
             yield self.fabric.run_flows(phase.flows, label or phase.label)
-        if env.now - start < self.model.launch_floor_s:     # the host has not issued the next call yet
-            yield env.timeout(self.model.launch_floor_s - (env.now - start))
+        floor = self.model.issue_interval_s(op, len(names))
+        if env.now - start < floor:     # the host has not issued the next call yet
+            yield env.timeout(floor - (env.now - start))
         return CollectiveResult(op, len(names), size_bytes, choice.algo, choice.proto, choice.channels, start, env.now, label)
 
 

@@ -36,8 +36,8 @@ PATTERNS = ("all_pairs", "permutation", "shift")
 _TOP = ("name", "description", "seed", "cluster", "clusters", "jobs", "run", "weather")
 _CLUSTER = ("preset", "params", "links", "cost_model")
 _LINK = ("technology", "kind", "bandwidth", "latency", "efficiency")
-_COST = ("call_overhead", "launch_floor", "channels", "ring_channel", "step_latency_scale", "base_latency_scale",
-         "tuner", "nvls", "protocols", "graph_channels", "graph_bw")
+_COST = ("call_overhead", "launch_floor", "p2p_launch", "channels", "ring_channel", "step_latency_scale",
+         "base_latency_scale", "tuner", "nvls", "protocols", "graph_channels", "graph_bw")
 _COMMON_JOB = ("name", "type", "start", "after", "repeat", "gap")
 _JOB = {
     "collective": (*_COMMON_JOB, "op", "ranks", "size", "algo", "proto", "channels"),
@@ -194,6 +194,8 @@ def _cluster(spec, label: str, path: str) -> ClusterSpec:
             cost["call_overhead_s"] = F.time(value, kp)
         elif key == "launch_floor":
             cost["launch_floor_s"] = F.time(value, kp)
+        elif key == "p2p_launch":
+            cost["p2p_launch_s"] = F.time(value, kp)
         elif key == "channels":
             cost["channels"] = F.integer(value, kp, low=1, high=64)
         elif key == "ring_channel":

@@ -95,28 +95,34 @@ def test_recovers_the_parameters_that_generated_the_data(transport):
 
 
 def test_launch_floor_holds_calls_from_the_host_not_from_a_cuda_graph():
-    """Calls issued one by one from the host last max(launch floor, GPU time); the same calls replayed from a CUDA
-    graph last their GPU time. From both kinds the fit recovers the floor and the GPU's own latencies; the event
-    engine agrees row by row."""
-    truth = {**TRUTH["nvlink"], "launch_floor_s": 12e-6}
+    """Calls issued one by one from the host last max(issue interval, GPU time), the interval being the launch
+    floor plus the host's time per send and receive a grouped call posts (all_to_all 2n, sendrecv 2); the same
+    calls replayed from a CUDA graph last their GPU time. From both kinds the fit recovers the floor, the per-call
+    host time and the GPU's own latencies; the event engine agrees row by row."""
+    truth = {**TRUTH["nvlink"], "launch_floor_s": 12e-6, "p2p_launch_s": 2e-6}
     host = synthetic("nvlink", truth, step=3)
     graph = synthetic("nvlink", truth, step=3, launch="nccl_api_graph")
     pairs = list(zip(host, graph))
-    assert all(h.time_s == pytest.approx(max(12e-6, g.time_s), rel=1e-12) for h, g in pairs)
+    calls = {"all_to_all": lambda n: 2 * n, "sendrecv": lambda n: 2}
+    interval = [12e-6 + 2e-6 * calls.get(h.op, lambda n: 0)(h.world_size) for h, _ in pairs]
+    assert all(h.time_s == pytest.approx(max(f, g.time_s), rel=1e-12) for (h, g), f in zip(pairs, interval))
     assert sum(g.time_s < 10e-6 for g in graph) > 20 and sum(g.time_s > 20e-6 for g in graph) > 20
+    assert sum(h.time_s == pytest.approx(28e-6) for h in host if h.op == "all_to_all") > 3    # 4 ranks: 12 + 8 x 2
     result = fit.fit(host + graph, "nvlink", train_world_sizes=(2, 4), prior_weight=0.0, cross_validate=False)
     assert result.values["launch_floor_s"] == pytest.approx(12e-6, rel=1e-3)
+    assert result.values["p2p_launch_s"] == pytest.approx(2e-6, rel=1e-3)
     for name, want in TRUTH["nvlink"].items():
         assert result.values[name] == pytest.approx(want, rel=5e-3), name
     assert result.train["all"]["median_rel_error"] < 1e-6 and result.engine_check_rel < 1e-9
     assert result.preset.model["launch_floor_s"] == pytest.approx(12e-6, rel=1e-3)
+    assert result.preset.model["p2p_launch_s"] == pytest.approx(2e-6, rel=1e-3)
 
 
 def test_launch_floor_starts_at_the_smallest_calls():
     """From below every call the floor has no gradient: the fit starts it at the median time of the host's calls
     up to 1 KiB, and from there finds it on host-launched data alone. Here the floor holds half of those calls (the
     GPU needs 8-12 us for them, 17-26 us for the others), so the fit starts above it and must come down."""
-    truth = {**TRUTH["nvlink"], "launch_floor_s": 14e-6}
+    truth = {**TRUTH["nvlink"], "launch_floor_s": 14e-6, "p2p_launch_s": 0.0}   # grouped calls' interval = floor
     records = synthetic("nvlink", truth, world_sizes=(4,), step=2)
     small = sorted(r.time_s for r in records if r.size_bytes <= fit.SMALL_BYTES)
     assert small.count(14e-6) * 2 == len(small) and small[len(small) // 2] > 17e-6
@@ -129,13 +135,14 @@ def test_a_floor_no_call_shows_is_written_as_none():
     """Data from 1 MiB up (nccl-tests -b 1M): every call outlasts the host's interval, so the data say nothing of a
     floor; the preset then has none (0) rather than wherever the solver left it, which would hold small calls to a
     value nobody measured, and the printout says so."""
-    records = [r for r in synthetic("nvlink", {**TRUTH["nvlink"], "launch_floor_s": 12e-6}, step=2)
-               if r.size_bytes >= 1 << 20]
+    truth = {**TRUTH["nvlink"], "launch_floor_s": 12e-6, "p2p_launch_s": 0.0}
+    records = [r for r in synthetic("nvlink", truth, step=2) if r.size_bytes >= 1 << 20]
     assert min(r.time_s for r in records) > 12e-6
     result = fit.fit(records, "nvlink", train_world_sizes=(2, 4), engine_check=False, cross_validate=False)
     assert "launch_floor_s" in result.unconstrained and result.values["launch_floor_s"] == 0.0
     assert result.preset.model["launch_floor_s"] == 0.0
     assert dict(fit.describe(result))["launch_floor_s"].endswith("(every training call outlasts any floor: none)")
+    assert "p2p_launch_s" in result.unconstrained and result.preset.model["p2p_launch_s"] == 0.0
     assert result.train["all"]["p90_rel_error"] < 0.01
 
 

@@ -9,6 +9,7 @@ fit reaches so that a regression in the model, the fit or the data fails them.
 import csv
 import io
 import json
+from dataclasses import replace
 import re
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -44,7 +45,7 @@ def _errors(rows, name):
 # (median <1MiB, median >=1MiB) bounds of the shipped presets (fitted on 2 and 4 ranks), per world size; 3 ranks
 # were never fitted on
 BOUNDS = {("nvlink", 2): (0.09, 0.10), ("nvlink", 3): (0.10, 0.075), ("nvlink", 4): (0.08, 0.07),
-          ("pcie_shm", 2): (0.10, 0.045), ("pcie_shm", 3): (0.10, 0.13), ("pcie_shm", 4): (0.085, 0.10),
+          ("pcie_shm", 2): (0.10, 0.04), ("pcie_shm", 3): (0.10, 0.13), ("pcie_shm", 4): (0.085, 0.105),
           ("socket", 2): (0.15, 0.095), ("socket", 3): (0.155, 0.07), ("socket", 4): (0.19, 0.065)}
 
 
@@ -70,8 +71,8 @@ def test_committed_preset_errors_on_each_world_size(data, transport):
 # cross-validation: fit on one world size, check the other; (median <1MiB, median >=1MiB) bounds on held-back rows.
 # The issue's target is 25 % / 10 %: met below 1 MiB everywhere, and at >= 1 MiB by NVLink both ways, SHM 4->2 and
 # sockets 2->4, and on NCCL's own choices also by SHM 2->4; docs/validation.md says what keeps the others above it.
-CROSS = {("nvlink", 4): (0.105, 0.10), ("nvlink", 2): (0.12, 0.09),
-         ("pcie_shm", 4): (0.14, 0.06), ("pcie_shm", 2): (0.145, 0.16),
+CROSS = {("nvlink", 4): (0.08, 0.10), ("nvlink", 2): (0.145, 0.09),
+         ("pcie_shm", 4): (0.145, 0.06), ("pcie_shm", 2): (0.14, 0.15),
          ("socket", 4): (0.225, 0.115), ("socket", 2): (0.19, 0.065)}
 
 
@@ -97,6 +98,28 @@ def test_cross_validation_between_world_sizes(data, transport, train):
     assert block["world_sizes"] == [held]
     assert block["bands"][">=1MiB"]["median_rel_error"] == pytest.approx(
         result.heldout[">=1MiB"]["median_rel_error"], abs=1e-4)
+
+
+def test_grouped_calls_wait_on_the_hosts_sends_and_receives(data):
+    """Small all_to_all posts a send and a receive to every rank: through NCCL's C API it took 19, 28 and 29 us on
+    2, 3 and 4 H200s over NVLink, where collectives took 11-13. The presets' issue interval (launch floor plus a
+    fitted host time per send and receive) times small all_to_all within 20 % and sendrecv within 21 % (median
+    over sizes below 1 MiB, all world sizes, 3 ranks never fitted; SHM's 2-rank sendrecv took 10 us, less than the
+    collectives' floor, which no interval here gives); a floor alone (p2p_launch 0) leaves all_to_all 30 % or more
+    fast."""
+    for transport in ("nvlink", "pcie_shm"):
+        rows, _ = fit.rows_from(data, transport)
+        small = [r for r in rows if r.op in ("all_to_all", "sendrecv") and r.size_bytes < MiB]
+        preset = preset_file.read(presets.calibrated()[PRESETS[transport]])
+        assert 1.5e-6 < preset.model["p2p_launch_s"] < 2.5e-6
+        for op in ("all_to_all", "sendrecv"):
+            sel = [r for r in small if r.op == op]
+            err = fit.summarise(sel, fit.simulate(sel, lambda n: preset.cluster(n), engine=False))["<1MiB"]
+            assert err["median_rel_error"] < (0.20 if op == "all_to_all" else 0.21), (transport, op, err)
+        a2a = [r for r in small if r.op == "all_to_all"]
+        bare = lambda n: replace(preset.cluster(n), model=preset.cluster(n).model.with_overrides(p2p_launch_s=0.0))
+        err = fit.summarise(a2a, fit.simulate(a2a, bare, engine=False))["<1MiB"]
+        assert err["median_rel_error"] > 0.30 and err["bias"] < -0.30, (transport, err)
 
 
 def test_fitted_parameters_say_what_the_hardware_did(data):

@@ -250,6 +250,23 @@ def test_launch_floor_is_a_lower_bound_on_each_call_in_estimate_and_engine():
     assert measure(fabric, model, "all_reduce", range(8), GiB, algo="ring").time_s == pytest.approx(big, rel=1e-9)
 
 
+def test_grouped_sends_and_receives_lengthen_the_issue_interval_in_estimate_and_engine():
+    """A floor of 10 us and 2 us a send or receive: a 4-rank all_to_all posts 8 (a send and a receive to every rank,
+    itself included) and cannot last less than 26 us, a sendrecv 14, an all_reduce 10; replayed from a CUDA graph,
+    none is held."""
+    model = CostModel.ideal().with_overrides(launch_floor_s=10e-6, p2p_launch_s=2e-6)
+    fabric = Fabric(b.switch(4, B, LAT))
+    coll = Collectives(fabric, model)
+    ranks = coll.ranks(range(4))
+    for op, algo, want in (("all_to_all", "direct", 26e-6), ("sendrecv", "direct", 14e-6), ("all_reduce", "ring", 10e-6)):
+        assert model.issue_interval_s(op, 4) == pytest.approx(want, rel=1e-12)
+        assert coll.estimate(op, ranks, 8, algo, "Simple", 1) == pytest.approx(want, rel=1e-12)
+        assert measure(fabric, model, op, range(4), 8, algo=algo).time_s == pytest.approx(want, rel=1e-12)
+        free = measure(fabric, model.graph_replayed(), op, range(4), 8, algo=algo).time_s
+        assert free < want and free == measure(fabric, CostModel.ideal(), op, range(4), 8, algo=algo).time_s
+    assert model.issue_interval_s("all_to_all", 8) == pytest.approx(42e-6)
+
+
 def test_launch_floor_does_not_choose_the_protocol():
     """The host's issue interval lasts as long whatever NCCL runs, so it must not decide the algorithm or protocol:
     under a floor longer than every call, the estimate tuner picks what it picks without one (it would otherwise
@@ -298,6 +315,7 @@ def test_back_to_back_chain_pays_one_hop_of_latency_not_the_chain():
     ({"p2p_chunk_bytes": 100}, "cost_model.p2p_chunk_bytes"),
     ({"p2p_channel_Bps": 0.0}, "cost_model.p2p_channel_Bps"),
     ({"launch_floor_s": math.nan}, "cost_model.launch_floor_s"),
+    ({"p2p_launch_s": -1e-6}, "cost_model.p2p_launch_s"),
 ])
 def test_bad_values_are_named(fields, path):
     with pytest.raises(GpusimError) as e:

@@ -71,6 +71,22 @@ def test_launch_floor_spaces_repeated_small_calls():
     assert free.mean_time_s == pytest.approx(2 * 7 * 1e-6 + 2 * 7 / 8 * 8 / 50e9, rel=1e-9)
 
 
+def test_p2p_launch_lengthens_grouped_calls_by_their_sends_and_receives():
+    """cost_model p2p_launch adds the host's time per send and receive to the floor: an 8-rank all_to_all posts 16
+    (10 + 16 x 2 = 42 us), a sendrecv 2 (14 us), an all_reduce none: it takes its 14 us on the wire, as without."""
+    text = """
+        cluster: {preset: "switch:gpus=8,bandwidth=50GB/s,latency=500ns",
+                  cost_model: {launch_floor: 10 us, p2p_launch: 2 us}}
+        jobs: [{name: a, op: all_to_all, size: 64, repeat: 3}, {name: s, op: sendrecv, size: 8, repeat: 3, start: 1 ms},
+               {name: r, op: all_reduce, size: 8, algo: ring, repeat: 3, start: 2 ms}]
+    """
+    jobs = {j.name: j for j in simulate(scenario(text)).clusters[0].jobs}
+    for name, want in (("a", 42e-6), ("s", 14e-6), ("r", 2 * 7 * 1e-6 + 2 * 7 / 8 * 8 / 50e9)):
+        assert jobs[name].mean_time_s == pytest.approx(want, rel=1e-9), name
+    with pytest.raises(GpusimError, match="cost_model.p2p_launch"):
+        scenario(text.replace("p2p_launch: 2 us", "p2p_launch: -2 us"))
+
+
 def test_nccl_graph_in_the_scenario_sets_what_the_tuner_sees():
     """cost_model graph_channels/graph_bw give NCCL's tuner the ring graph a real NCCL logged: on a 2-GPU dgx-h100
     a 64 KiB all_reduce stays on LL with the links' own capacity, but if NCCL found 1 channel of 1 GB/s, LL's half
