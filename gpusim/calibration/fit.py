@@ -13,11 +13,11 @@ F + c k_r is the host's issue interval: the launch floor (``launch_floor_s``) an
 (``p2p_launch_s``) times the k_r a grouped call posts (all_to_all 2n, sendrecv 2, collectives 0); o a call overhead
 per rank, lat0_f flow f's wire latency, base_f and step_f NCCL's base and per-step software latencies of (a, p)
 scaled per protocol by b_p and s_p, e_p the payload efficiency of protocol p (LL and LL128 fitted, Simple 1), g_op
-the operation's bandwidth relative to all_reduce's, and rate_f the max-min rate on link capacities C(θ) (the transport's bottleneck technology has a fitted
-efficiency or bandwidth) under per-flow caps (NCCL's protocol caps); R_op the rate of each rank's pass over its own
-chunk in ring all_reduce, all_gather, reduce_scatter and all_to_all (``own_chunk_Bps``, NVLink only: it is what
-makes those ring rates depend on n; not fitted but derived from the GPU's measured copy rates,
-cost_model.own_chunk_rates).
+the operation's bandwidth relative to all_reduce's, and rate_f the max-min rate on link capacities C(θ) (the
+transport's bottleneck technology has a fitted efficiency or bandwidth) under per-flow caps (NCCL's protocol caps);
+R_op the rate of each rank's pass over its own chunk in ring all_reduce, all_gather, reduce_scatter and all_to_all
+(``own_chunk_Bps``, NVLink only: it is what makes those ring rates depend on n; not fitted but derived from the
+GPU's measured copy rates, cost_model.own_chunk_rates).
 (a, p) is the forced NCCL_ALGO/NCCL_PROTO where the measurement forced them, else what NCCL's tuner picks among
 the protocols NCCL enables on that transport. θ minimises
 

@@ -34,7 +34,8 @@ def add_parser(sub):
     p.add_argument("--launch", choices=["host", "graph"], default="host",
                    help="host (default): each call issued by the host, as nccl-tests times them, so a call lasts at "
                         "least the host's issue interval (the cluster's launch floor, plus its time per send and "
-                        "receive of an all_to_all or sendrecv); graph: replayed from a CUDA graph, the GPU's time alone")
+                        "receive of an all_to_all or sendrecv); graph: replayed from a CUDA graph, the GPU's time "
+                        "alone")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     return p
 

@@ -14,8 +14,8 @@ A fixed ``call_overhead_s`` is paid once per collective, and a call lasts at lea
 ``launch_floor_s`` plus ``p2p_launch_s`` per send and receive it posts (:meth:`CostModel.issue_interval_s`):
 back-to-back calls cannot start faster than the host issues them (validation/data/h200: 20-55 us per eager
 torch.distributed call, 8-15 us per NCCL C-API call from Python, and a 4-rank all_to_all's eight grouped sends and
-receives 27 us where a CUDA graph replays it in 6.5). Calibration fits these together with per-protocol scales of NCCL's
-base and per-step latencies, payload efficiencies, a bandwidth scale per operation (NCCL's kernels for all_gather,
+receives 27 us where a CUDA graph replays it in 6.5). Calibration fits these together with per-protocol scales of
+NCCL's base and per-step latencies, payload efficiencies, a bandwidth scale per operation (NCCL's kernels for all_gather,
 broadcast ... reach different fractions of a link than all_reduce's) and link efficiencies, per transport.
 
 ``own_chunk_Bps[op]`` is the rate of each rank's pass over its own chunk (S/n) in a ring all_reduce, all_gather,
@@ -40,6 +40,11 @@ _HW = {"nvlink": nm.Hw.NVLINK, "pci": nm.Hw.PCI, "net": nm.Hw.NET}
 _NCCL_ALGO = {"ring": nm.Algo.RING, "tree": nm.Algo.TREE, "nvls": nm.Algo.NVLS, "direct": nm.Algo.RING,
               "hierarchical": nm.Algo.RING}
 PAYLOAD_EFFICIENCY = {"LL": 0.5, "LL128": 120.0 / 128.0, "Simple": 1.0}
+OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce", "all_to_all", "sendrecv")
+#: operations in which every rank also passes its own chunk (S/n) through its kernel without sending it
+OWN_CHUNK_OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all")
+#: operations run as rings or chains, whose channels ``ring_channel_Bps`` caps
+RING_OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce")
 
 
 def p2p_calls(op: str, n_ranks: int) -> int:
@@ -47,11 +52,6 @@ def p2p_calls(op: str, n_ranks: int) -> int:
     included (nccl-tests alltoall_perf and PyTorch's all_to_all_single post them so), sendrecv one of each; 0 for
     the collectives, one NCCL call each."""
     return 2 * n_ranks if op == "all_to_all" else 2 if op == "sendrecv" else 0
-OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce", "all_to_all", "sendrecv")
-#: operations in which every rank also passes its own chunk (S/n) through its kernel without sending it
-OWN_CHUNK_OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all")
-#: operations run as rings or chains, whose channels ``ring_channel_Bps`` caps
-RING_OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce")
 
 
 # One channel of a ring or chain is one thread block a GPU, and it has a rate of its own. Simple: on 2 H200 SXM over

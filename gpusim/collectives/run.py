@@ -193,8 +193,8 @@ class Collectives:
     def estimate(self, op, ranks, size_bytes, algo, proto, channels, back_to_back: bool = False,
                  floor: bool = True) -> float:
         """Uncontended time from the plan alone (max-min rates of each phase, no event loop); ``back_to_back``:
-        per call of a long run of identical calls (:meth:`Planner.plan`); ``floor``: at least the host's issue interval
-        (:meth:`CostModel.issue_interval_s`, which does not choose NCCL's algorithm or protocol)."""
+        per call of a long run of identical calls (:meth:`Planner.plan`); ``floor``: at least the host's issue
+        interval (:meth:`CostModel.issue_interval_s`, which does not choose NCCL's algorithm or protocol)."""
         total = self.model.call_overhead_s
         net = self.fabric.net
         for phase in self.planner.plan(op, ranks, size_bytes, algo, proto, channels, back_to_back):
