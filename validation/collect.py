@@ -821,8 +821,10 @@ def _collect_nccl_logs(pattern: str, title: str, out_fh, keep=None) -> int:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("mode", nargs="?", default="drive", choices=["drive", "worker", "info-worker", "copy-worker"],
-                   help=argparse.SUPPRESS)
+    p.add_argument("mode", nargs="?", default="drive",
+                   choices=["drive", "worker", "info-worker", "copy-worker", "check-api"],
+                   help="check-api: run each op once through NCCL's C API on a 1-rank communicator of GPU 0 and check "
+                        "its result (the ctypes signatures, before a multi-GPU run spends its time)")
     p.add_argument("--out", default=os.environ.get("OUT", "out/collect"), help="output folder (default $OUT)")
     p.add_argument("--tag", default="run", help="prefix of the output files, so several calls do not collide")
     p.add_argument("--machine", default="", help="machine label in the CSV (default: from the GPU name and count)")
@@ -876,7 +878,26 @@ def main(argv=None) -> int:
         return _info_worker(args)
     if args.mode == "copy-worker":
         return _copy_worker(args)
+    if args.mode == "check-api":
+        return _check_api()
     return _drive(args, p)
+
+
+def _check_api() -> int:
+    """Every op once through :class:`_NcclApi` on a communicator of one rank (GPU 0), with _OpRunner's correctness
+    check: a wrong ctypes signature fails here, on one GPU, rather than on the first call of a multi-GPU run."""
+    import torch
+    import torch.distributed as dist
+
+    torch.cuda.set_device(0)
+    api = _NcclApi()
+    comm = api.comm(api.unique_id(), 1, 0)
+    group = _DirectGroup(api, comm, torch.cuda.current_stream().cuda_stream)
+    for op in OPS:
+        _OpRunner(torch, dist, op, group, 1, 0, 1 << 20, torch.device("cuda", 0)).check()
+        log(f"check-api: {op} through the C API gave the right result (NCCL {api.version})")
+    api.destroy(comm)
+    return 0
 
 
 def _drive(args, parser) -> int:
