@@ -201,9 +201,10 @@ def parse_text(text: str, source: str = "<text>", transport: str | None = None, 
             continue
         if s.startswith("#"):
             starting = _STARTING.match(s)
-            if (starting or _SECTION.match(s)) and rows_in_section:
-                section_op, ranks, layout, rows_in_section = None, set(), None, 0
-                places = []
+            if starting or _SECTION.match(s):
+                ranks, places = set(), []       # a section's rank lines follow its header, even a run with no rows
+                if rows_in_section:
+                    section_op, layout, rows_in_section = None, None, 0
             if starting:
                 section_op = _op_from_program(starting.group(1), where)
                 continue
@@ -281,6 +282,8 @@ def machine_name(places) -> str:
     """The machine a run used, from its ranks' (host, GPU model) pairs: 'NVIDIA H200 on gpu49', 'NVIDIA A100-SXM4-80GB
     on node03,node04', '... on 16 hosts (node01..node16)'; '' when the log does not say. Calibration notes data
     that mixes machines, which one preset cannot describe."""
+    places = [(" ".join(h.split()), " ".join(m.split())) for h, m in places]     # one line, whatever they held
+    places = [(h, m) for h, m in places if h and m]
     if not places:
         return ""
     hosts = sorted({h for h, _ in places})
@@ -360,9 +363,9 @@ def parse_json(text, source: str = "<json>", transport: str | None = None, op: s
             env[k[5:]] = v
     a, p = algo or env.get("ALGO") or "default", proto or env.get("PROTO") or "default"
     devices = config.get("devices", doc.get("devices"))
-    machine = machine_name([(str(d.get("hostname", "")), str(d.get("device_info", ""))) for d in devices
-                            if isinstance(d, dict) and d.get("hostname") and d.get("device_info")]
-                           if isinstance(devices, list) else [])
+    machine = machine_name([(d["hostname"], d["device_info"]) for d in devices
+                            if isinstance(d, dict) and isinstance(d.get("hostname"), str)
+                            and isinstance(d.get("device_info"), str)] if isinstance(devices, list) else [])
     out = []
     for i, res in enumerate(doc["results"]):
         where = f"{source}:results[{i}]"

@@ -271,3 +271,37 @@ def test_a_run_over_many_hosts_is_named_by_their_count_and_range():
     places = [(f"node{i:02d}", "NVIDIA H200") for i in range(1, 17) for _ in range(8)]
     assert nccl_tests.machine_name(places) == "NVIDIA H200 on 16 hosts (node01..node16)"
     assert nccl_tests.machine_name([]) == ""
+
+
+def test_a_run_that_died_before_its_rows_leaves_nothing_to_the_next_one():
+    """A multi-run log whose first run (8 ranks on hostA) printed its rank lines and then died: the rows of the
+    next run (2 ranks on hostB) are 2-rank rows of hostB, not 8-rank rows of both hosts (broadcast's busbw equals
+    its algbw, so no factor check would catch a wrong world size)."""
+    head = ("# nccl-tests version 2.13.13 nccl-headers=22703 nccl-library=22703\n"
+            "# Collective test starting: broadcast_perf\n"
+            "# nThread 1 nGpus {n} minBytes 8 maxBytes 1024 step: 2(factor) warmup iters: 5 iters: 20 agg iters: 1 "
+            "validation: 1 graph: 0 unalign: 0\n#\n# Using devices\n")
+    rank = "#  Rank {r} Group  0 Pid  65234 on      {host} device  {r} [0000:18:00] NVIDIA H200\n"
+    died = head.format(n=8) + "".join(rank.format(r=r, host="hostA") for r in range(8)) + "#\n"
+    ran = (head.format(n=2) + "".join(rank.format(r=r, host="hostB") for r in range(2)) +
+           "#       size         count      type   redop    root     time   algbw   busbw  #wrong     time   algbw"
+           "   busbw  #wrong\n"
+           "     1048576        262144     float     none      0    60.49  17.34  17.34      0    60.49  17.34  17.34"
+           "      0\n")
+    rows = nccl_tests.parse(died + ran, transport="nvlink")
+    assert {(m.op, m.world_size, m.machine) for m in rows} == {("broadcast", 2, "NVIDIA H200 on hostB")}
+
+
+@pytest.mark.parametrize("hostname, device_info", [(1.5, True), ({"m": 1}, "NVIDIA H100"), (["a"], "NVIDIA H100"),
+                                                   ("h100-003", None)])
+def test_json_devices_of_other_types_name_no_machine(hostname, device_info):
+    """-J devices whose hostname or device_info is not text say nothing of the machine (not '1.5 on True')."""
+    import json
+    doc = json.loads((FIX / "all_gather_perf_h100.json").read_text())
+    for d in doc["config"]["devices"]:
+        d["hostname"], d["device_info"] = hostname, device_info
+    assert {m.machine for m in nccl_tests.parse_json(json.dumps(doc))} == {""}
+
+
+def test_a_machine_name_is_one_line():
+    assert nccl_tests.machine_name([("gpu 49", "NVIDIA H100\nFAKE LINE")]) == "NVIDIA H100 FAKE LINE on gpu 49"
