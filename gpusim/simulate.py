@@ -150,12 +150,15 @@ def _run_cluster(scenario: Scenario, spec: ClusterSpec, cluster, model) -> Clust
             weather_report = attach_weather(fabric, scenario.weather, rng, "weather", scenario.weather_csv_text)
     span = _run_jobs(env, env.all_of(list(events.values())), scenario.duration_limit_s)
     fabric.net.advance()        # flows cut off by the limit count what they moved
-    stalled = fabric.net.stalled
+    # a run the limit did not stop ended with its jobs stalled for good (or waiting on stalled ones); one it stopped
+    # reports a job stalled if all its flows in flight sat at rate 0 then, and cut off by the limit otherwise
+    limited = scenario.duration_limit_s is not None and span >= scenario.duration_limit_s
+    stalled = fabric.net.stalled_labels() if limited else {r.name for r in records}
     jobs = []
     for job, r in zip(scenario.jobs, records):
         if job.type == "collective" and cluster.provenance.get("errors") and r.detail:
             r.detail["measured_error"] = _measured_error(cluster, spec, job, r)
-        status = "done" if r.finished else ("stalled" if stalled else "timeout")
+        status = "done" if r.finished else ("stalled" if r.name in stalled else "timeout")
         its = [b - a for a, b in r.iterations]
         jobs.append(JobResult(r.name, r.type, status, r.size_bytes, r.n_ranks,
                               r.iterations[0][0] if r.iterations else None,

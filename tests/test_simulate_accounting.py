@@ -119,3 +119,19 @@ def test_a_link_up_for_microseconds_is_not_the_bottleneck():
     assert fso["limiting_share"] * c.makespan_s == pytest.approx(12e-6, rel=1e-6)
     assert c.links[0]["technology"] == "ethernet" and c.links[0]["limiting_share"] > 0.999
     assert c.links.index(fso) > 1
+
+
+def test_a_run_cut_by_its_limit_reports_each_job_stalled_or_cut_off_on_its_own():
+    """Fog (10 m) downs the FSO link for the whole second the run lasts, detection only after 1 h: job x, across the
+    link, sits stalled; a 1 PiB transfer inside one site still moves when the limit cuts it (timeout), and a
+    transfer that would start after the limit never began (timeout), whatever x does."""
+    c = run("""
+        cluster: fso-sites
+        jobs: [{name: x, type: transfer, src: 0, dst: 8, size: 1 MiB},
+               {name: local, type: transfer, src: 0, dst: 1, size: 1 PiB},
+               {name: later, type: transfer, src: 0, dst: 1, size: 1 MiB, start: 5 s}]
+        weather: {detection_delay: 1 h, constant: {visibility: 10 m}}
+        run: {duration_limit: 1 s}
+    """).clusters[0]
+    assert {j.name: j.status for j in c.jobs} == {"x": "stalled", "local": "timeout", "later": "timeout"}
+    assert c.extra["stalled_s_by_job"]["x"] == pytest.approx(1.0)

@@ -170,6 +170,11 @@ class FlowNetwork:
         """Current load on every link (bytes/s)."""
         return np.bincount(self._lo, weights=self._w * self._rate[self._fo], minlength=self.capacity.shape[0])
 
+    def stalled_labels(self) -> set[str]:
+        """Labels of the groups with flows in flight that all sit at rate 0 now (each crosses a dead link)."""
+        moving = {g.label for g, r in zip(self._group, self._rate) if r > 0}
+        return {g.label for g in self._group} - moving
+
     @property
     def stalled(self) -> bool:
         """True when flows remain but none can move (every one crosses a dead link)."""
