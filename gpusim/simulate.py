@@ -215,6 +215,6 @@ def _busiest(fabric: Fabric, span_s: float, top: int = 12) -> list[dict]:
             break
         u, v = fabric.edges[i]
         out.append({"link": f"{u}->{v}", "technology": fabric.g.edges[u, v]["technology"], "bytes": float(carried[i]),
-                    "utilisation": float(util[i]) if capacity_s[i] > 0 else None,
+                    "utilisation": float(min(util[i], 1.0)) if capacity_s[i] > 0 else None,    # rounding
                     "limiting_share": float(min(share[i], 1.0))})
     return out

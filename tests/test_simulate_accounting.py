@@ -135,3 +135,18 @@ def test_a_run_cut_by_its_limit_reports_each_job_stalled_or_cut_off_on_its_own()
     """).clusters[0]
     assert {j.name: j.status for j in c.jobs} == {"x": "stalled", "local": "timeout", "later": "timeout"}
     assert c.extra["stalled_s_by_job"]["x"] == pytest.approx(1.0)
+
+
+def test_where_no_link_held_a_flow_back_the_report_names_no_bottleneck():
+    """A 2-rank sendrecv held to one channel runs at that channel's measured rate (19.7 GB/s), far below NVLink's:
+    no link limited it, so the text names the busiest link without calling it the bottleneck; a link-bound run
+    (a 1 GB/s switch) names its bottleneck."""
+    from gpusim.report.results import job_table
+    capped = run("cluster: h200-nvlink:gpus=2\njobs: [{name: s, op: sendrecv, size: 1 GiB, channels: 1}]")
+    c = capped.clusters[0]
+    assert all(l["limiting_share"] == 0 for l in c.links) and 0 < c.links[0]["utilisation"] < 0.1
+    text = job_table(capped)
+    assert "bottleneck" not in text and "no link held a flow back" in text
+    bound = run("cluster: switch:gpus=2,bandwidth=1GB/s\njobs: [{name: t, type: transfer, src: 0, dst: 1, size: 1 GiB}]")
+    assert bound.clusters[0].links[0]["limiting_share"] == pytest.approx(1.0)
+    assert "bottleneck link: gpu0->switch0" in job_table(bound) or "bottleneck link: switch0->gpu1" in job_table(bound)

@@ -41,9 +41,14 @@ def job_table(result: Result) -> str:
         if c.links:
             top = c.links[0]
             util = f"{top['utilisation']:.0%}" if top["utilisation"] is not None else "-"
-            lines.append(f"  bottleneck link: {top['link']} ({top['technology']}), holding flows back "
-                         f"{top['limiting_share']:.0%} of the makespan; {format_bytes(top['bytes'])} carried, "
-                         f"{util} utilised")
+            if top["limiting_share"] > 0:
+                lines.append(f"  bottleneck link: {top['link']} ({top['technology']}), holding flows back "
+                             f"{top['limiting_share']:.0%} of the makespan; {format_bytes(top['bytes'])} carried, "
+                             f"{util} utilised")
+            else:       # every flow ran at its own ceiling (NCCL's per-channel rates) or waited on the host
+                lines.append(f"  busiest link: {top['link']} ({top['technology']}), {format_bytes(top['bytes'])} "
+                             f"carried, {util} utilised; no link held a flow back (their own rate ceilings or the "
+                             "host's issue interval set the pace)")
         for name, link in c.extra.get("links", {}).items():
             lines.append(f"  weather on {name}: availability {link['availability']:.1%}, down {format_time(link['downtime_s'])}, "
                          f"{link['flows_rerouted']} flows rerouted")
