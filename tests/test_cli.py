@@ -268,7 +268,7 @@ def test_a_call_past_the_simulated_time_bound_is_refused_as_in_a_scenario(capsys
     """On a 1 MB/s two-GPU switch a 2-rank all_reduce of S bytes takes ~S/1e6 s (each GPU sends S/2 twice, one
     hop each way): 1 TiB takes ~1.1e6 s, within the 1e7 s a scenario's run allows; 16 TiB, ~1.8e7 s, is refused
     with the same bound, naming --max-bytes, as a scenario refuses a job that runs past it; the sizes finished
-    before it are printed first."""
+    before it are printed first. When the smallest size is already past it, the error names --min-bytes."""
     from gpusim import units
     argv = ["collective", "--cluster", "switch:gpus=2,bandwidth=1MB/s", "--op", "all_reduce", "--format", "csv",
             "--min-bytes", "1TiB", "--max-bytes"]
@@ -280,5 +280,10 @@ def test_a_call_past_the_simulated_time_bound_is_refused_as_in_a_scenario(capsys
     done = [int(r.split(",")[2]) for r in out.strip().splitlines()[1:]]
     assert done == [2**40, 2**41, 2**42, 2**43]          # the sizes within the bound are not lost
     err = err.strip()
-    assert err.startswith("gpusim collective: error: --max-bytes: all_reduce of 17,592,186,044,416 B takes")
-    assert f"{units.MAX_TIME_S:g} s" in err
+    assert err.startswith("gpusim collective: error: --max-bytes: all_reduce of 17,592,186,044,416 B takes more "
+                          f"than the {units.MAX_TIME_S:g} s")
+    # the smallest size already past the bound: nothing to print, and the option to change is --min-bytes
+    assert main(["collective", "--cluster", "switch:gpus=2,bandwidth=1MB/s", "--op", "all_reduce", "--format", "csv",
+                 "--min-bytes", "16TiB", "--max-bytes", "32TiB"]) == 2
+    out, err = capsys.readouterr()
+    assert out.strip().splitlines()[1:] == [] and err.startswith("gpusim collective: error: --min-bytes:")

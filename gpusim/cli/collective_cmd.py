@@ -13,7 +13,7 @@ from gpusim.errors import GpusimError
 CSV_HEADER = "op,ranks,bytes,time_us,algbw_GBps,busbw_GBps,algo,proto"
 # the collectives layer names its arguments ("algo: unknown algorithm"); the user typed these flags
 _FLAGS = {"op": "--op", "algo": "--algo", "proto": "--proto", "channels": "--channels", "ranks": "--ranks",
-          "max_bytes": "--max-bytes"}
+          "min_bytes": "--min-bytes", "max_bytes": "--max-bytes"}
 
 
 def add_parser(sub):

@@ -70,8 +70,9 @@ def sweep(fabric: Fabric, model: CostModel, op: str, ranks, size_list, algo="aut
     for s in size_list:
         result = measure(fabric, model, op, ranks, s, algo, proto, channels, back_to_back=True)
         if result.end_s > units.MAX_TIME_S:      # as a scenario's run: past it, float seconds lose the nanoseconds
-            raise SweepCutShort("max_bytes", f"{op} of {s:,} B takes {result.time_s:.3g} s on this cluster, past the "
-                                           f"{units.MAX_TIME_S:g} s of simulated time the simulator resolves; "
-                                           "ask for smaller sizes", rows)
+            raise SweepCutShort("max_bytes" if rows else "min_bytes",
+                                f"{op} of {s:,} B takes more than the {units.MAX_TIME_S:g} s of simulated time the "
+                                f"simulator resolves ({result.time_s:.4g} s on this cluster); ask for smaller sizes",
+                                rows)
         rows.append(SweepRow(result, element_count(op, s, len(ranks))))
     return rows
