@@ -11,7 +11,7 @@ from gpusim import presets
 from gpusim.calibration import choices, fit, repeatability, transports
 from gpusim.cli.calibrate_cmd import read_data
 from gpusim.cli.output import output_folder
-from gpusim.errors import GpusimError
+from gpusim.errors import GpusimError, did_you_mean
 from gpusim.report import validation as report
 
 DEFAULT_DATA = Path("validation") / "data" / "h200"
@@ -118,17 +118,21 @@ def run(args) -> int:
         raise GpusimError("DATA", "no measurement rows in the data")
     out = output_folder(args.output, "--output")
     points, groups, summary, used = [], [], {}, {}
+    for t in sorted(set(chosen) - set(measured)):
+        print(f"# note: --preset {t}={chosen[t]} is not used: the data has no {t} rows")
     for t in measured:
         spec = _spec(t, chosen)
-        if not presets.is_preset_file(spec) and presets.parse_spec(spec, "--preset")[0] not in presets.names():
-            raise GpusimError("--preset", f"no preset '{spec}' for transport '{t}'; run gpusim calibrate first")
+        base = presets.parse_spec(spec, "--preset")[0]
+        if not presets.is_preset_file(base) and base not in presets.names():
+            raise GpusimError("--preset", f"no preset '{base}' for transport '{t}'{did_you_mean(base, presets.names())}"
+                                          "; a calibrated one is written by gpusim calibrate")
         presets.build(spec, "--preset")     # a broken preset file is the preset's error, not a measured row's
         fitted_on = _calibrated_transport(spec)
         if fitted_on and fitted_on != t:
             print(f"# note: {t} measurements checked against '{spec}', a preset calibrated on {fitted_on}")
         rows, skipped = fit.rows_from(data, t)
         sim = fit.simulate(rows, _cluster_for(spec), engine=not args.estimate)
-        name = Path(spec).stem if presets.is_preset_file(spec) else spec
+        name = spec if presets.parse_spec(spec, "--preset")[1] else base   # a file by its path, not a built-in's name
         used[t] = name
         summary[t] = {"preset": name, "skipped": skipped, "bands": fit.summarise(rows, sim),
                       "by_world_size": {str(n): fit.summarise([r for r in rows if r.n == n],

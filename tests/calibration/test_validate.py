@@ -639,6 +639,13 @@ def test_validate_notes_a_preset_calibrated_on_another_transport(tmp_path):
     assert rc == 0 and "# note: socket measurements checked against 'h200-pcie-shm', a preset calibrated on pcie_shm" in text
     rc, text = _run(argv + ["--preset", "socket=h200-socket"])
     assert rc == 0 and "# note" not in text
+    # a preset for a transport the data lack is named as unused; a preset file is reported by its path, which a
+    # built-in preset of the same name cannot be mistaken for
+    copy = tmp_path / "h200-socket.yaml"
+    copy.write_text(presets.calibrated()["h200-socket"].read_text())
+    rc, text = _run(argv + ["--preset", "nvlink=h200-nvlink", "--preset", f"socket={copy}:"])
+    assert rc == 0 and "# note: --preset nvlink=h200-nvlink is not used: the data has no nvlink rows" in text
+    assert json.loads((tmp_path / "out" / "validation.json").read_text())["presets"] == {"socket": str(copy)}
 
 
 def test_validate_default_data_json_only(tmp_path):
@@ -681,6 +688,8 @@ def test_validate_default_data_json_only(tmp_path):
     (["validate", "--preset", "nvlink", "-o", "out"], "expected TRANSPORT=PRESET"),
     (["validate", str(DATA), "--choices", "none.csv", "--no-figures", "-o", "out"], "none.csv: cannot read"),
     (["validate", "--preset", "nvlink=no-such-preset", "--no-figures", "-o", "out"], "no preset 'no-such-preset'"),
+    (["validate", str(DATA), "--preset", "nvlink=h200-nvlnk", "--no-figures", "-o", "out"],
+     "no preset 'h200-nvlnk' for transport 'nvlink' (did you mean 'h200-nvlink'?)"),
     (["validate", "--preset", "nvlink=h200-nvlink:gpus=4", "-o", "out"],
      "--preset: 'h200-nvlink:gpus=4': validate builds the preset at each measured world size itself"),
     (["validate", "--preset", "nvlink=h200-nvlink", "--preset", "nvlink=h200-socket", "-o", "out"],
