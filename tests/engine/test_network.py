@@ -175,19 +175,21 @@ def test_a_user_error_raised_inside_a_simulated_process_reaches_the_caller_intac
     assert str(GpusimError("", "no field")) == "no field"
 
 
+def outage(net, link: int, at: float, lasting: float, then_Bps: float):
+    """simpy process: ``link`` down from ``at`` for ``lasting`` seconds, then at ``then_Bps``."""
+    yield net.env.timeout(at)
+    net.set_capacity(link, 0.0)
+    yield net.env.timeout(lasting)
+    net.set_capacity(link, then_Bps)
+
+
 def test_advance_brings_bytes_and_capacity_time_up_to_now():
     """10 B/s for 2 s, an outage for 1 s, 5 B/s for 1 s: a link could have carried 25 B; a 100 B flow on it has
     carried 20 + 5 = 25 B when the run stops at 4 s, mid-flight."""
     env = simpy.Environment()
     net = FlowNetwork(env, [10.0])
     g = net.submit([FlowSpec([0], 100.0)])
-
-    def weather():
-        yield env.timeout(2.0)
-        net.set_capacity(0, 0.0)
-        yield env.timeout(1.0)
-        net.set_capacity(0, 5.0)
-    env.process(weather())
+    env.process(outage(net, link=0, at=2.0, lasting=1.0, then_Bps=5.0))
     env.run(until=4.0)
     net.advance()
     assert net.capacity_seconds[0] == pytest.approx(25.0) and net.link_bytes[0] == pytest.approx(25.0)
@@ -202,13 +204,7 @@ def test_limiting_time_counts_when_a_link_held_a_flow_back():
     env = simpy.Environment()
     net = FlowNetwork(env, [10.0, 20.0, 10.0])
     g = net.submit([FlowSpec([0, 1], 100.0), FlowSpec([2], 30.0, cap_Bps=5.0)])
-
-    def weather():
-        yield env.timeout(2.0)
-        net.set_capacity(1, 0.0)
-        yield env.timeout(1.0)
-        net.set_capacity(1, 20.0)
-    env.process(weather())
+    env.process(outage(net, link=1, at=2.0, lasting=1.0, then_Bps=20.0))
     env.run()
     np.testing.assert_allclose(g.finish_s, [11.0, 6.0], rtol=1e-12)
     np.testing.assert_allclose(net.limiting_seconds, [10.0, 1.0, 0.0], rtol=1e-12)
