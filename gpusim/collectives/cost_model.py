@@ -172,6 +172,13 @@ class CostModel:
             return math.inf
         return self.p2p_channel_Bps * self.p2p_send_channels(size_bytes, n_ranks, multi_node, channels)
 
+    def p2p_budget_Bps(self, channels: int | None = None) -> float:
+        """What all of one GPU's concurrent sends can move together: its p2p channels (p2pnChannels) times one
+        channel's rate. An all_to_all's sends to more peers than it has channels share them: on 2 channels a 4-rank
+        SHM all_to_all moved 21.6 GB/s busbw (extra/probe_shm_channels), 2 x 11.8 GB/s shared by three peers,
+        where one channel for each would give 35."""
+        return self.p2p_channel_Bps * self.p2p_channel_counts(channels)[0]
+
     def p2p_send_channels(self, size_bytes: float, n_ranks: int, multi_node: bool, channels: int | None = None) -> int:
         """Channels NCCL stripes one send of ``size_bytes`` to one peer over (:func:`nccl_model.p2p_channels`) in a
         call on ``channels`` collective channels (:meth:`p2p_channel_counts`)."""

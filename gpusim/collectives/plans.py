@@ -268,7 +268,8 @@ class Planner:
                                        f"{MAX_DIRECT_PAIRS} are supported")
         eff = self.model.efficiency(proto, "all_to_all")
         per_pair = size_bytes / n / eff
-        cap = self.model.p2p_cap_Bps(size_bytes / n, n, len(self.servers(ranks)) > 1, channels) / eff
+        cap = min(self.model.p2p_cap_Bps(size_bytes / n, n, len(self.servers(ranks)) > 1, channels),
+                  self.model.p2p_budget_Bps(channels) / (n - 1)) / eff     # a GPU's sends share its p2p channels
         base = self.model.base_latency_s("ring", proto)
         flows = [self.fabric.flow(a, b, per_pair, base + self.hop_latency_s(a, b, "ring", proto), cap_Bps=cap,
                                   label="a2a")
