@@ -122,7 +122,7 @@ def run(args) -> int:
         print(f"# note: --preset {t}={chosen[t]} is not used: the data has no {t} rows")
     for t in measured:
         spec = _spec(t, chosen)
-        base = presets.parse_spec(spec, "--preset")[0]
+        base, params = presets.parse_spec(spec, "--preset")
         if not presets.is_preset_file(base) and base not in presets.names():
             raise GpusimError("--preset", f"no preset '{base}' for transport '{t}'{did_you_mean(base, presets.names())}"
                                           "; a calibrated one is written by gpusim calibrate")
@@ -132,7 +132,7 @@ def run(args) -> int:
             print(f"# note: {t} measurements checked against '{spec}', a preset calibrated on {fitted_on}")
         rows, skipped = fit.rows_from(data, t)
         sim = fit.simulate(rows, _cluster_for(spec), engine=not args.estimate)
-        name = spec if presets.parse_spec(spec, "--preset")[1] else base   # a file by its path, not a built-in's name
+        name = spec if params else base     # a preset file by its path, which no built-in's name can be
         used[t] = name
         summary[t] = {"preset": name, "skipped": skipped, "bands": fit.summarise(rows, sim),
                       "by_world_size": {str(n): fit.summarise([r for r in rows if r.n == n],
