@@ -292,6 +292,15 @@ def machine_name(places) -> str:
     return f"{models} on {where}"
 
 
+def host_count(machine: str) -> int:
+    """How many hosts a :func:`machine_name` names (0 for '')."""
+    if " on " not in machine:
+        return 0
+    where = machine.rsplit(" on ", 1)[1]
+    m = re.match(r"(\d+) hosts \(", where)
+    return int(m.group(1)) if m else len(where.split(","))
+
+
 def _records_from_row(tokens, layout: _Layout, where, op, n, transport, algo, proto, source, lineno, launch,
                       machine=""):
     size = _whole(tokens[layout.size], where, "size")

@@ -190,6 +190,10 @@ def run(args) -> int:
     if len(machines) > 1:
         print(f"# note: the {name} rows come from {len(machines)} machines ({'; '.join(machines)}); one preset "
               "describes one machine, so the fit averages them: calibrate each machine's runs on their own")
+    spread = [m for m in machines if nccl_tests.host_count(m) > 1]
+    if spread and name != "socket":
+        print(f"# note: rows measured across hosts ({'; '.join(spread)}), but the {name} transport models one "
+              "host: the fit folds the network between them into its links; no inter-node transport is calibrated")
     print("fitted parameters:")
     for key, value in fit.describe(result):
         print(f"  {key:<24} {value}")

@@ -305,3 +305,10 @@ def test_json_devices_of_other_types_name_no_machine(hostname, device_info):
 
 def test_a_machine_name_is_one_line():
     assert nccl_tests.machine_name([("gpu 49", "NVIDIA H100\nFAKE LINE")]) == "NVIDIA H100 FAKE LINE on gpu 49"
+
+
+def test_host_count_reads_a_machine_name():
+    assert nccl_tests.host_count("NVIDIA H200 on gpu49") == 1
+    assert nccl_tests.host_count("NVIDIA A100-SXM4-80GB on node03,node04") == 2
+    assert nccl_tests.host_count("NVIDIA H200 on 16 hosts (node01..node16)") == 16
+    assert nccl_tests.host_count("") == 0

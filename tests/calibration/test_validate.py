@@ -611,6 +611,17 @@ def test_calibrate_notes_data_from_several_machines(tmp_path):
     assert rc == 0 and json.loads(text)["machines"] == ["NVIDIA H200 on gpu-b12", "NVIDIA H200 on gpu49"]
 
 
+def test_calibrate_notes_rows_measured_across_hosts_on_a_one_host_transport(tmp_path):
+    """A 2-node InfiniBand reduce_scatter log fitted as NVLink: the fit runs, but the printout says the network
+    between the hosts is folded into one host's links."""
+    log = ROOT / "tests" / "fixtures" / "nccl_tests" / "reduce_scatter_perf_2nodes_ib.txt"
+    rc, text = _run(["calibrate", str(log), "--transport", "nvlink", "--train-world-sizes", "16", "--gpus", "2..16",
+                     "-o", str(tmp_path / "ib.yaml")])
+    assert rc == 0
+    assert ("# note: rows measured across hosts (NVIDIA A100-SXM4-80GB on node03,node04), but the nvlink transport "
+            "models one host") in text
+
+
 def test_calibrate_takes_another_gpus_local_copy_rate(tmp_path):
     """On another GPU (an 8-GPU A100's nccl-tests log), NVLink's own-chunk pass runs at that GPU's local copy rate,
     given as a rate or as collect.py's copy-bandwidth CSV; all_gather's own-input copy keeps the H200's ratio."""
