@@ -190,12 +190,8 @@ def _cluster(spec, label: str, path: str) -> ClusterSpec:
     F.check_keys(cm, _COST, f"{path}.cost_model")
     for key, value in cm.items():
         kp = f"{path}.cost_model.{key}"
-        if key == "call_overhead":
-            cost["call_overhead_s"] = F.time(value, kp)
-        elif key == "launch_floor":
-            cost["launch_floor_s"] = F.time(value, kp)
-        elif key == "p2p_launch":
-            cost["p2p_launch_s"] = F.time(value, kp)
+        if key in ("call_overhead", "launch_floor", "p2p_launch"):     # per call: at most 1 s, as in preset files
+            cost[f"{key}_s"] = units.latency(value, kp)
         elif key == "channels":
             cost["channels"] = F.integer(value, kp, low=1, high=64)
         elif key == "ring_channel":

@@ -273,3 +273,13 @@ def test_a_transfer_rank_outside_one_of_several_clusters_names_it():
 def test_names_hold_printable_characters_only(name):
     e = error(f'cluster: switch\njobs: [{{name: "{name}", op: all_reduce, size: 1 MiB}}]')
     assert e.path == "jobs[0].name" and "printable" in e.message
+
+
+@pytest.mark.parametrize("key", ["call_overhead", "launch_floor", "p2p_launch"])
+def test_per_call_host_times_are_at_most_a_second(key):
+    """A call's overhead or issue interval of 2 s is a typo (PyTorch eager calls take 20-55 us); a scenario bounds
+    them at 1 s as preset files do, naming the field, where 1e7 s per send had run the clock past its bound."""
+    text = f"cluster: {{preset: 'switch:gpus=4', cost_model: {{{key}: 2 s}}}}\njobs: [{{op: all_to_all, size: 1 KiB}}]"
+    with pytest.raises(GpusimError, match=f"cluster.cost_model.{key}: expected a latency from 0 to 1 s"):
+        schema.parse(yaml.safe_load(text))
+    schema.parse(yaml.safe_load(text.replace("2 s", "1 s")))
