@@ -113,8 +113,13 @@ def _measured_error_lines(provenance: dict, op: str, variant: str | None, args, 
         def pct(band, key):
             return f"{err[band][key] * 100:.1f} %" if band in err else "-"
         label = "NCCL's choice" if variant == "default" else variant
-        return [f"# measured error of this preset on {n}-rank {op} ({label}): median {pct('<1MiB', 'median')} below "
-                f"1 MiB, {pct('>=1MiB', 'median')} from 1 MiB (p90 {pct('<1MiB', 'p90')}, {pct('>=1MiB', 'p90')})"]
+        lines = [f"# measured error of this preset on {n}-rank {op} ({label}): median {pct('<1MiB', 'median')} "
+                 f"below 1 MiB, {pct('>=1MiB', 'median')} from 1 MiB (p90 {pct('<1MiB', 'p90')}, "
+                 f"{pct('>=1MiB', 'p90')})"]
+        if args.launch == "graph":      # the errors are of calls the host issued, as nccl-tests times them
+            lines.append("# (of calls issued by the host; --launch graph gives the GPU's time alone, which those "
+                         "calls hid below the host's issue interval: docs/validation.md has its error)")
+        return lines
     if n not in measured:
         where = f"{op} was measured on {', '.join(map(str, measured))} ranks" if measured else f"{op} was not measured"
         return [f"# not measured: {where}; {n} ranks are extrapolated from the fitted rates"]

@@ -599,6 +599,10 @@ def test_preset_records_its_error_per_call_and_the_collective_command_quotes_it(
     assert "not measured: all_reduce with default@8ch on 4 ranks" in text
     _, text = _run([*head, "--cluster", "hgx-h200"])
     assert "measured" not in text
+    # the errors are of host-issued calls: under --launch graph (the GPU's time alone) the quote says so
+    assert "of calls issued by the host" not in plain
+    _, text = _run([*head, "--cluster", "h200-nvlink", "--launch", "graph"])
+    assert "measured error of this preset on 4-rank all_reduce" in text and "of calls issued by the host" in text
 
 
 def test_calibrate_reads_nccl_tests_output(tmp_path):
