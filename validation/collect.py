@@ -370,7 +370,7 @@ def _worker(args) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)  # torch's renames of the *_tensor collectives
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     cuda = not args.dry_cpu
-    device = torch.device("cuda", rank) if cuda else torch.device("cpu")
+    device = torch.device("cuda", 0 if args.share_gpu else rank) if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)
     dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(hours=1),
@@ -447,7 +447,7 @@ def _measure_group(torch, dist, args, pg, cg, n, rank, device, clock, transport,
     cap = parse_size(args.max_bytes)
     if algo != "default" and args.variant_max_bytes:
         cap = min(cap, parse_size(args.variant_max_bytes))
-    gpus = ";".join(str(r) for r in range(n)) if not args.dry_cpu else "cpu"
+    gpus = ";".join("0" if args.share_gpu else str(r) for r in range(n)) if not args.dry_cpu else "cpu"
     machine = args.machine
     for op in ops:
         op_sizes = [s for s in sizes if s <= cap]
@@ -595,7 +595,7 @@ def _info_worker(args) -> int:
     import torch.distributed as dist
 
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    torch.cuda.set_device(rank)
+    torch.cuda.set_device(0 if args.share_gpu else rank)
     dist.init_process_group("gloo", rank=rank, world_size=world,
                             init_method=f"tcp://127.0.0.1:{os.environ['MASTER_PORT']}")
     for ws in sorted({int(w) for w in args.world_sizes.split(",")}):
@@ -735,6 +735,8 @@ def _launch(args, mode: str, nproc: int, env_extra: dict, extra_argv: list[str],
         env.update(env_extra)
         env.update({"RANK": str(r), "WORLD_SIZE": str(nproc), "LOCAL_RANK": str(r), "MASTER_ADDR": "127.0.0.1",
                     "MASTER_PORT": str(port), "GLOO_SOCKET_IFNAME": "lo", "PYTHONUNBUFFERED": "1"})
+        if args.share_gpu:
+            env["NCCL_HOSTID"] = f"gpusim-shared-gpu-rank{r}"
         out = None if r == 0 else open(os.path.join(logdir, f"{mode}_{env_extra.get('_TAG', 'x')}_rank{r}.log"), "w")
         argv = [sys.executable, os.path.abspath(__file__), mode] + extra_argv
         procs.append((subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT if out else None), out))
@@ -860,6 +862,10 @@ def main(argv=None) -> int:
     p.add_argument("--max-point-s", type=float, default=30.0, help="skip sizes predicted to take longer than this")
     p.add_argument("--deadline-s", type=float, default=550.0, help="stop measuring after this many seconds")
     p.add_argument("--nproc", type=int, default=0, help="processes (GPUs) per job (default: all GPUs)")
+    p.add_argument("--share-gpu", action="store_true",
+                   help="socket only: every rank on GPU 0, each with its own NCCL_HOSTID, so NCCL takes the ranks for "
+                        "separate hosts and joins them through its socket transport (a probe of the transport's "
+                        "structure on a 1-GPU machine; run it under MPS so the ranks' kernels run side by side)")
     p.add_argument("--no-collectives", action="store_true")
     p.add_argument("--no-system", action="store_true")
     p.add_argument("--no-nccl-info", action="store_true")
@@ -919,6 +925,13 @@ def _drive(args, parser) -> int:
         machine = args.machine or f"{name.split()[-1].lower()}x{ndev}"
         tv, nv = torch.__version__, ".".join(map(str, torch.cuda.nccl.version()))
     nproc = args.nproc or ndev
+    if args.share_gpu:
+        if set(args.transports.split(",")) != {"socket"}:
+            parser.error("--share-gpu: ranks on one GPU can only meet through NCCL's network transport: use "
+                         "--transports socket")
+        if nproc < 2:
+            parser.error("--share-gpu: give the ranks per job with --nproc N (N >= 2)")
+        machine = args.machine or f"{machine}-shared"
     log(f"collect: machine {machine}, {ndev} devices, {nproc} ranks per job, torch {tv}, nccl {nv}")
     if (os.environ.get("NCCL_MIN_NCHANNELS") or os.environ.get("NCCL_MAX_NCHANNELS")) and not forced_channels(os.environ):
         log("collect: NCCL_MIN_NCHANNELS and NCCL_MAX_NCHANNELS differ or only one is set: NCCL's channel count is "
@@ -959,13 +972,14 @@ def _drive(args, parser) -> int:
         log(f"wrote {tag}_system.txt")
 
     info_path = os.path.join(args.out, f"{tag}_nccl_info.txt")
+    share = ["--share-gpu"] if args.share_gpu else []
     if not args.no_nccl_info and not args.dry_cpu:
         with open(info_path, "w") as fh:
             for t in args.transports.split(","):
                 env = dict(TRANSPORTS[t], NCCL_DEBUG="INFO", NCCL_DEBUG_SUBSYS=INFO_SUBSYS,
                            NCCL_DEBUG_FILE=os.path.join(tmp, f"info_{t}.%h.%p.log"), _TAG=f"info_{t}")
                 t0 = time.time()
-                rc = _launch(args, "info-worker", nproc, env, ["--world-sizes", args.world_sizes], tmp, 180)
+                rc = _launch(args, "info-worker", nproc, env, ["--world-sizes", args.world_sizes] + share, tmp, 180)
                 nl = _collect_nccl_logs(os.path.join(tmp, f"info_{t}.*.log"),
                                         f"{t} (env {' '.join(f'{k}={v}' for k, v in TRANSPORTS[t].items())}) "
                                         f"NCCL_DEBUG_SUBSYS={INFO_SUBSYS}", fh)
@@ -1007,7 +1021,7 @@ def _drive(args, parser) -> int:
                      "--trials", str(args.trials), "--warmup", str(args.warmup),
                      "--target-ms", str(args.target_ms), "--min-iters", str(args.min_iters),
                      "--max-iters", str(args.max_iters), "--max-point-s", str(args.max_point_s),
-                     "--machine", machine, "--launch", args.launch] + (["--in-place"] if args.in_place else [])
+                     "--machine", machine, "--launch", args.launch] + (["--in-place"] if args.in_place else []) + share
             if args.dry_cpu:
                 wargv.append("--dry-cpu")
             t0 = time.time()
