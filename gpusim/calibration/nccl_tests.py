@@ -61,7 +61,10 @@ def load(path, transport: str | None = None, op: str | None = None, world_size: 
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise GpusimError(str(path), "not a text file: expected nccl-tests output (text or -J JSON)") from None
+        if b"\0" in data:
+            raise GpusimError(str(path), "not a text file: expected nccl-tests output (text or -J JSON)") from None
+        # text in another encoding (a host or device name in Latin-1): the numbers nccl-tests prints are ASCII
+        text = data.decode("utf-8", errors="replace")
     return parse(text, source=str(path), transport=transport, op=op, world_size=world_size, algo=algo, proto=proto,
                  filename=p.name)
 

@@ -1,5 +1,6 @@
 """nccl-tests output -> Measurement rows: every layout nccl-tests has printed, checked number by number against the
 fixture text, and bad input refused with the file and line named."""
+import re
 from pathlib import Path
 
 import pytest
@@ -223,6 +224,19 @@ def test_unreadable_files(tmp_path):
     binary.write_bytes(b"\x7fELF\x02\x01\x01\x00\xff\xfe\x00")
     with pytest.raises(GpusimError, match="not a text file"):
         nccl_tests.load(binary)
+
+
+def test_a_log_from_a_host_named_in_latin_1_parses(tmp_path):
+    """nccl-tests prints the host name in its rank lines as the system gives it; a name that is not UTF-8 (here
+    Latin-1 bytes) leaves the rows' numbers, which are ASCII, as they are. A file with NUL bytes stays refused."""
+    text = (FIX / "all_reduce_perf_h200x8.txt").read_text()
+    rows = nccl_tests.parse_text(text, source="x.log")
+    host = re.search(r" on +(\S+) device", text).group(1)
+    path = tmp_path / "latin1.log"
+    path.write_bytes(text.encode("utf-8").replace(host.encode(), b"n\xe9ud-\xe0"))
+    again = nccl_tests.load(path)
+    assert len(again) == len(rows) > 0
+    assert [(m.size_bytes, m.time_s) for m in again] == [(m.size_bytes, m.time_s) for m in rows]
 
 
 def test_bad_arguments():
