@@ -345,6 +345,23 @@ def test_harness_writes_the_schema_the_loader_reads():
     assert collect.OPS[:4] == ("all_reduce", "all_gather", "reduce_scatter", "broadcast")
 
 
+@pytest.mark.parametrize("argv, words", [
+    (["--transports", "socket,nvlink", "--nproc", "2"], "use --transports socket"),
+    (["--transports", "socket", "--nproc", "1"], "--nproc N"),
+])
+def test_harness_share_gpu_refuses_what_cannot_run(tmp_path, capsys, argv, words):
+    """collect.py --share-gpu puts every rank on GPU 0: only NCCL's network transport joins such ranks (P2P and SHM
+    refuse two ranks on one GPU), and one rank has no peer. Refused before any process starts."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("collect", DATA.parents[1] / "collect.py")
+    collect = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(collect)
+    with pytest.raises(SystemExit):
+        collect.main(["--dry-cpu", "--share-gpu", "--out", str(tmp_path), *argv])
+    assert words in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.csv"))
+
+
 # -- runs 2 and 3: repeatability, a third world size, alignment --------------------------------------------------
 
 @pytest.fixture(scope="module")
