@@ -44,8 +44,8 @@ from scipy.optimize import least_squares
 from gpusim import __version__
 from gpusim.calibration.measurements import host_launched
 from gpusim.calibration.preset_file import CalibratedPreset
-from gpusim.calibration.transports import (FLOOR, LATENCY_TERMS, MODEL_MAPS, P2P_LAUNCH, PER_RANK, Transport,
-                                          transport, with_local_copy, with_nccl_log)
+from gpusim.calibration.transports import (FLOOR, LATENCY_TERMS, MODEL_MAPS, P2P_LAUNCH, PER_RANK, STRAGGLER,
+                                          Transport, transport, with_local_copy, with_nccl_log)
 from gpusim.collectives.cost_model import OPS, OWN_CHUNK_OPS, PAYLOAD_EFFICIENCY, PROTOCOLS, CostModel, p2p_calls
 from gpusim.collectives.plans import ALGOS_FOR, P2P_OPS
 from gpusim.collectives.run import Collectives, measure, normalise_op
@@ -265,7 +265,8 @@ def _model(tr: Transport, values: dict, protocols, plan_only: bool = False,
     fields.update(_maps(tr, values), ring_channel_Bps={p: dict(ops) for p, ops in tr.ring_channel.items()})
     if plan_only:
         fields.update(payload_efficiency={k: 1.0 for k in PAYLOAD_EFFICIENCY}, op_bandwidth_scale={},
-                      own_chunk_Bps={op: 1.0 for op in OWN_CHUNK_OPS}, p2p_channel_Bps=1.0, **(latency or {}))
+                      own_chunk_Bps={op: 1.0 for op in OWN_CHUNK_OPS}, p2p_channel_Bps=1.0, straggler_cv=0.0,
+                      **(latency or {}))
     return CostModel.nccl(allowed_protocols=tuple(protocols), **tr.fixed_model(), **fields)
 
 
@@ -374,6 +375,8 @@ class Evaluator:
         op_scale = np.array([maps["op_bandwidth_scale"].get(o, 1.0) for o in OPS])
         own_rate = np.array([maps["own_chunk_Bps"].get(o, math.inf) for o in OPS])
         p2p_rate = values.get("p2p_channel_Bps", math.inf)
+        straggler = CostModel(straggler_cv=values.get(STRAGGLER.name, 0.0))   # planned without: bytes scaled here
+        slow = np.array([straggler.straggler_factor(n) for n, *_ in self.shape_flows])
         rates = []
         for (n, p_index, o_index, kind, flows), (fo, lo, wt, cap) in zip(self.shape_flows, self.shape_arrays):
             if kind == "own":       # planned at a unit rate: payload bytes at the op's own-chunk rate
@@ -386,7 +389,8 @@ class Evaluator:
             rate = np.concatenate(rates)[self.flow_global]
             per_proto = [np.array([maps[t].get(p, 1.0) for p in PROTOCOLS]) for t in LATENCY_TERMS]
             terms = np.column_stack([np.ones(self.size.size)] + [sc[self.flow_proto] for sc in per_proto])
-            size = np.where(self.flow_own, self.size, self.size / (eff[self.flow_proto] * op_scale[self.flow_op]))
+            size = np.where(self.flow_own, self.size,
+                            self.size * slow[self.flow_shape] / (eff[self.flow_proto] * op_scale[self.flow_op]))
             with np.errstate(divide="ignore"):
                 t = np.einsum("ij,ij->i", self.lat, terms) + np.where(size > 0, size / rate, 0.0)
             seg = np.maximum.reduceat(t, self.seg_start)
@@ -413,6 +417,7 @@ class FitResult:
     rows_skipped: dict                          # SKIP_REASONS key -> rows left out for it
     cost: float
     unconstrained: tuple = ()                   # parameters no training row depends on (left at their guess)
+    kept: tuple = ()                            # parameters held at their guess: too few training world sizes
     engine_check_rel: float = float("nan")      # largest |engine - estimate| / estimate on the training rows
     cross_validation: list = field(default_factory=list)   # [{train: [w], check: [...], bands: summary}]
     errors: list = field(default_factory=list)  # error_groups of every row (fitted and held back) under the preset
@@ -422,10 +427,9 @@ class FitResult:
 
 
 def _solve(ev: Evaluator, tr: Transport, protocols, start: dict, meas: np.ndarray, prior_weight: float,
-           max_rounds: int = 4) -> tuple[dict, float]:
-    """Least squares on log time with the tuner's choices held, re-chosen after each solve until they settle;
-    returns the values and the final cost."""
-    free = list(tr.params)
+           free: list, max_rounds: int = 4) -> tuple[dict, float]:
+    """Least squares on log time over the ``free`` parameters (the others at their ``start``), with the tuner's
+    choices held, re-chosen after each solve until they settle; returns the values and the final cost."""
     lo = np.log([p.low for p in free])
     hi = np.log([p.high for p in free])
     values = dict(start)
@@ -442,13 +446,13 @@ def _solve(ev: Evaluator, tr: Transport, protocols, start: dict, meas: np.ndarra
         log_meas = np.log(meas)
 
         def resid(x):
-            v = {p.name: math.exp(xi) for p, xi in zip(free, x)}
+            v = {**values, **{p.name: math.exp(xi) for p, xi in zip(free, x)}}
             return np.concatenate([np.log(ev.times(v)) - log_meas, (x[held] - prior_x) * prior_w])
 
         x0 = np.clip(np.log([values[p.name] for p in free]), lo + 1e-9, hi - 1e-9)
         res = least_squares(resid, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1, x_scale=1.0,
                             xtol=1e-10, ftol=1e-10, gtol=1e-10, max_nfev=400)
-        values = {p.name: float(math.exp(xi)) for p, xi in zip(free, res.x)}
+        values = {**values, **{p.name: float(math.exp(xi)) for p, xi in zip(free, res.x)}}
         cost = float(res.cost)
         new = ev.choices(values, protocols)
         if new == choices:
@@ -503,16 +507,18 @@ def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world
     if FLOOR in tr.params:      # below every call the floor has no gradient: start at the smallest calls' time;
         small = [r.time_s for r in train if r.host and r.size_bytes <= SMALL_BYTES]     # without any, it stays out
         start[FLOOR.name] = min(max(float(np.median(small)), FLOOR.low * 10), FLOOR.high / 2) if small else FLOOR.low
+    kept = tuple(p.name for p in tr.params if p.min_world_sizes > len(train_ws))   # too few world sizes to fit
+    free = [p for p in tr.params if p.name not in kept]
     best = None
     for protocols in protocol_sets or (tr.protocols,):
-        values, cost = _solve(ev, tr, protocols, start, meas, prior_weight)
+        values, cost = _solve(ev, tr, protocols, start, meas, prior_weight, free)
         if best is None or cost < best[1] - 1e-12:
             best = (values, cost, tuple(protocols))
     values, cost, protocols = best
     ev.compile(ev.choices(values, protocols), values)
     sim_train = ev.times(values)
     unconstrained = []
-    for p in tr.params:     # flagged when no training row depends on it; its value is kept, so the preset
+    for p in free:          # flagged when no training row depends on it; its value is kept, so the preset
         nudge = 0.0 if p in (FLOOR, P2P_LAUNCH) else values[p.name] * 0.9 if values[p.name] * 0.9 > p.low else p.high
         nudged = ev.times({**values, p.name: nudge})
         if np.array_equal(nudged, sim_train):          # predicts exactly what the errors were computed with
@@ -522,7 +528,7 @@ def fit(measurements, transport_name: str, train_world_sizes=(4,), heldout_world
             values[p.name] = 0.0
     default_gpus = train_ws[-1] if lo_gpus <= train_ws[-1] <= hi_gpus else lo_gpus
     result = FitResult(tr, values, protocols, train_ws, held_ws, summarise(train, sim_train), {}, len(train),
-                       len(held), skipped, cost, unconstrained=tuple(unconstrained), train_rows=train,
+                       len(held), skipped, cost, unconstrained=tuple(unconstrained), kept=kept, train_rows=train,
                        heldout_rows=held)
     versions = sorted({str(getattr(m, "nccl_version", "") or "") for m in measurements
                        if getattr(m, "transport", None) == transport_name} - {""})
@@ -567,6 +573,8 @@ def provenance(result: FitResult, data_files=(), fit_date: str | None = None, nc
             "train": block(result.train_world_sizes, result.train, result.rows_train)}
     if result.unconstrained:
         prov["unconstrained"] = list(result.unconstrained)
+    if result.kept:
+        prov["not_fitted"] = list(result.kept)
     if result.rows_heldout:
         prov["heldout"] = block(result.heldout_world_sizes, result.heldout, result.rows_heldout)
     if result.cross_validation:
@@ -593,6 +601,8 @@ def describe(result: FitResult) -> list[tuple[str, str]]:
             return "  (no training call waits on the host's sends and receives: none)"
         if p.name in result.unconstrained:
             return "  (no training row depends on it: any value at or past this one fits the same)"
+        if p.name in result.kept:
+            return f"  (not fitted: it takes {p.min_world_sizes} training world sizes to tell it apart)"
         if v <= p.low * (1 + 1e-6) or v >= p.high * (1 - 1e-6):
             return f"  (at its bound {p.show(p.low if v <= p.low * (1 + 1e-6) else p.high)})"
         return ""

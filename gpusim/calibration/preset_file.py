@@ -165,6 +165,7 @@ _MODEL_FIELDS = {
     "call_overhead_per_rank": ("call_overhead_per_rank_s", _time, lambda x: f"{x * 1e6:.6g} us"),
     "launch_floor": ("launch_floor_s", _time, lambda x: f"{x * 1e6:.6g} us"),
     "p2p_launch": ("p2p_launch_s", _time, lambda x: f"{x * 1e6:.6g} us"),
+    "straggler_cv": ("straggler_cv", lambda v, p: _real(v, p, 0.0, 1.0), _write_number),
     "step_latency_scale": ("step_latency_scale", _scale, _write_scale),
     "base_latency_scale": ("base_latency_scale", _scale, _write_scale),
     "payload_efficiency": ("payload_efficiency", _efficiencies, _write_scale),

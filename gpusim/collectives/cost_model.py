@@ -31,6 +31,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
+
+import numpy as np
 
 from gpusim.collectives import nccl_model as nm
 from gpusim.errors import GpusimError
@@ -75,6 +78,23 @@ H200_NVLINK_RING_CHANNEL_Bps = {
 # channels 42.9, 84.0 and 165.0. The Hopper NVSwitch presets carry it (h200-nvlink fits its own, 19.7).
 H200_NVLINK_P2P_CHANNEL_Bps = 21.0e9
 
+def expected_max_normal(n: int) -> float:
+    """E[max of ``n`` independent standard normal variables]: 0 for one, 1/sqrt(pi) = 0.5642 for two, 1.0294 for
+    four, 1.4236 for eight (order statistics of the normal distribution; H. L. Harter, "Expected values of normal
+    order statistics", Biometrika 48, 1961). The integral of x * d/dx Phi(x)^n by the midpoint rule on [-9, 9],
+    exact to 1e-9 for n up to thousands."""
+    return 0.0 if n <= 1 else _expected_max_normal(int(n))
+
+
+@lru_cache(maxsize=None)
+def _expected_max_normal(n: int) -> float:
+    step = 1e-3
+    x = (np.arange(-9000, 9000) + 0.5) * step
+    cdf = 0.5 * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+    pdf = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+    return float(np.sum(x * n * pdf * cdf ** (n - 1)) * step)
+
+
 #: Largest latency scale accepted: NCCL's per-step latencies are 0.6-31 us (hwLatencies, physics.md), so 1e6 makes a step
 #: seconds long; a scale of 1e300 is a typo, and its times stop meaning anything.
 MAX_LATENCY_SCALE = 1e6
@@ -97,6 +117,7 @@ class CostModel:
     launch_floor_s: float = 0.0              # shortest call: the host's issue interval of back-to-back calls
     p2p_launch_s: float = 0.0                # and the host's time per send or receive a grouped p2p call posts
     op_bandwidth_scale: dict = field(default_factory=dict)   # op -> rate relative to all_reduce's (default 1)
+    straggler_cv: float = 0.0               # a stream's rate spread; a call waits for its slowest (straggler_factor)
     own_chunk_Bps: dict = field(default_factory=dict)   # op -> rate of a rank's pass over its own chunk (S/n)
     p2p_channels: int = 32                  # NCCL's p2pnChannels, p2pnChannelsPerPeer and p2pChunkSize: how many
     p2p_channels_per_peer: int = 32         # channels a send / receive is striped over (nccl_model.p2p_channels)
@@ -192,9 +213,19 @@ class CostModel:
                                 multi_node)
         return proto if proto in self.allowed_protocols else "Simple"
 
-    def efficiency(self, proto: str, op: str | None = None) -> float:
-        """Payload bytes per wire byte of ``proto``, times ``op``'s bandwidth scale when an op is given."""
-        return self.payload_efficiency[proto] * (self.op_bandwidth_scale.get(op, 1.0) if op else 1.0)
+    def efficiency(self, proto: str, op: str | None = None, n_ranks: int = 1) -> float:
+        """Payload bytes per wire byte of ``proto``, times ``op``'s bandwidth scale when an op is given, over the
+        straggler factor of a call on ``n_ranks``."""
+        scale = self.op_bandwidth_scale.get(op, 1.0) if op else 1.0
+        return self.payload_efficiency[proto] * scale / self.straggler_factor(n_ranks)
+
+    def straggler_factor(self, n_ranks: int) -> float:
+        """How much longer a call's transfer takes on ``n_ranks`` because each step waits for the slowest of its
+        ranks' streams: ``1 + straggler_cv * E[max of n_ranks standard normals]``, where ``straggler_cv`` is the
+        relative spread of one stream's rate from step to step. The expected delay of a synchronising step is that
+        of the maximum of the ranks' noise (T. Hoefler, T. Schneider, A. Lumsdaine, "Characterizing the influence of
+        system noise on large-scale applications by simulation", SC 2010). 1 where ``straggler_cv`` is 0."""
+        return 1.0 + self.straggler_cv * expected_max_normal(n_ranks) if self.straggler_cv else 1.0
 
     def channel_cap_Bps(self, algo: str, proto: str, n_nodes: int, channels: int, op: str | None = None) -> float:
         """Payload-rate ceiling of one channel: NCCL's protocol caps (physics.md §1.5), and for a ring or chain the
@@ -274,6 +305,10 @@ class CostModel:
                 if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 <= x <= MAX_LATENCY_SCALE:
                     raise GpusimError(where, f"expected a number from 0 to {MAX_LATENCY_SCALE:g} (a multiple of NCCL's "
                                              f"latencies), got {x!r}")
+        cv = self.straggler_cv
+        if isinstance(cv, bool) or not isinstance(cv, (int, float)) or not 0 <= cv <= 1:
+            raise GpusimError(f"{path}.straggler_cv", "expected a relative spread from 0 to 1 (0: every stream keeps "
+                                                      f"its rate), got {cv!r}")
         for op, x in self.op_bandwidth_scale.items():
             if op not in OPS:
                 raise GpusimError(f"{path}.op_bandwidth_scale.{op}", f"expected an operation ({', '.join(OPS)})")

@@ -9,10 +9,11 @@ its latency is the pipeline's fill: ``steps x per-hop latency``. Uncontended thi
     ring all_gather / reduce_scatter (S = total buffer)  T = base + (n-1) * h + (n-1)/n * S / B
     ring broadcast / reduce (pipelined chain)            T = base + (n-1) * h + S / B
 
-with payload divided by the protocol's wire efficiency, and each channel's rate capped by its protocol (NCCL's LL,
-LL128 and Tree caps; a ring channel's measured rate, ``CostModel.ring_channel_Bps``). Tree all_reduce follows
-NCCL: a chain inside each server and a double binary tree across servers, reduce and broadcast pipelined (every
-tree edge carries S/2 each way).
+with payload divided by the protocol's wire efficiency and multiplied by the straggler factor of the call's n
+ranks (``CostModel.straggler_factor``: 1 unless the model has a rate spread), and each channel's rate capped by its
+protocol (NCCL's LL, LL128 and Tree caps; a ring channel's measured rate, ``CostModel.ring_channel_Bps``). Tree
+all_reduce follows NCCL: a chain inside each server and a double binary tree across servers, reduce and broadcast
+pipelined (every tree edge carries S/2 each way).
 Hierarchical two-level: reduce-scatter inside servers, all-reduce across servers per rail, all-gather inside.
 NVLS: every GPU sends S into the NVSwitch and receives S back (in-switch reduction and multicast).
 all_to_all is direct (every pair at once); sendrecv is nccl-tests' ring shift. Both are NCCL point-to-point
@@ -106,6 +107,8 @@ class Planner:
         return order
 
     def _cap(self, algo: str, proto: str, n_nodes: int, channels: int, op: str) -> float:
+        """A channel's payload-rate cap as a wire rate. Without the straggler factor, which the flow's bytes carry:
+        a capped flow waits for its slowest rank too."""
         return self.model.channel_cap_Bps(algo, proto, n_nodes, channels, op) / self.model.efficiency(proto, op)
 
     # -- plans ----------------------------------------------------------------------------------------------
@@ -151,7 +154,7 @@ class Planner:
     def _ring(self, op, ranks, size_bytes, proto, channels, label="ring") -> Phase:
         n = len(ranks)
         steps = 2 * (n - 1) if op == "all_reduce" else n - 1
-        per_rank = steps / n * size_bytes / channels / self.model.efficiency(proto, op)
+        per_rank = steps / n * size_bytes / channels / self.model.efficiency(proto, op, n)
         n_nodes = len(self.servers(ranks))
         cap = self._cap("ring", proto, n_nodes, channels, op)
         base = self.model.base_latency_s("ring", proto)
@@ -180,7 +183,7 @@ class Planner:
 
     def _chain(self, ranks, size_bytes, proto, channels, op, back_to_back=False) -> Phase:
         """Pipelined chain from the root (rank 0 of ``ranks``) along the ring; reduce runs it backwards."""
-        per_channel = size_bytes / channels / self.model.efficiency(proto, op)
+        per_channel = size_bytes / channels / self.model.efficiency(proto, op, len(ranks))
         cap = self._cap("ring", proto, len(self.servers(ranks)), channels, op)
         base = self.model.base_latency_s("ring", proto)
         flows = []
@@ -209,7 +212,7 @@ class Planner:
 
     def _tree(self, ranks, size_bytes, proto, channels) -> Phase:
         trees = 2 if channels > 1 else 1
-        per_channel = size_bytes / channels / self.model.efficiency(proto, "all_reduce")
+        per_channel = size_bytes / channels / self.model.efficiency(proto, "all_reduce", len(ranks))
         n_nodes = len(self.servers(ranks))
         cap = self._cap("tree", proto, n_nodes, channels, "all_reduce")
         base = self.model.base_latency_s("tree", proto)
@@ -266,7 +269,7 @@ class Planner:
         if n * (n - 1) > MAX_DIRECT_PAIRS:
             raise GpusimError("ranks", f"direct all_to_all on {n} ranks is {n * (n - 1)} flows; at most "
                                        f"{MAX_DIRECT_PAIRS} are supported")
-        eff = self.model.efficiency(proto, "all_to_all")
+        eff = self.model.efficiency(proto, "all_to_all", n)
         per_pair = size_bytes / n / eff
         cap = min(self.model.p2p_cap_Bps(size_bytes / n, n, len(self.servers(ranks)) > 1, channels),
                   self.model.p2p_budget_Bps(channels) / (n - 1)) / eff     # a GPU's sends share its p2p channels
@@ -280,7 +283,7 @@ class Planner:
         """nccl-tests sendrecv: rank i sends S to rank i+1 (ring shift); two ranks: both directions."""
         n = len(ranks)
         base = self.model.base_latency_s("ring", proto)
-        eff = self.model.efficiency(proto, "sendrecv")
+        eff = self.model.efficiency(proto, "sendrecv", n)
         cap = self.model.p2p_cap_Bps(size_bytes, n, len(self.servers(ranks)) > 1, channels) / eff
         flows = []
         for i, a in enumerate(ranks):

@@ -37,7 +37,7 @@ _TOP = ("name", "description", "seed", "cluster", "clusters", "jobs", "run", "we
 _CLUSTER = ("preset", "params", "links", "cost_model")
 _LINK = ("technology", "kind", "bandwidth", "latency", "efficiency")
 _COST = ("call_overhead", "launch_floor", "p2p_launch", "channels", "ring_channel", "step_latency_scale",
-         "base_latency_scale", "tuner", "nvls", "protocols", "graph_channels", "graph_bw")
+         "base_latency_scale", "straggler_cv", "tuner", "nvls", "protocols", "graph_channels", "graph_bw")
 _COMMON_JOB = ("name", "type", "start", "after", "repeat", "gap")
 _JOB = {
     "collective": (*_COMMON_JOB, "op", "ranks", "size", "algo", "proto", "channels"),
@@ -199,6 +199,10 @@ def _cluster(spec, label: str, path: str) -> ClusterSpec:
             cost["ring_channel_Bps"] = ring_channel_rates(value, kp)
         elif key in ("step_latency_scale", "base_latency_scale"):
             cost[key] = F.number(value, kp, low=0)
+        elif key == "straggler_cv":
+            cost[key] = F.number(value, kp, low=0)
+            if cost[key] > 1:
+                raise GpusimError(kp, f"expected a relative spread from 0 to 1, got {value!r}")
         elif key == "tuner":
             cost["tuner"] = F.string(value, kp, ("nccl", "estimate"))
         elif key == "nvls":

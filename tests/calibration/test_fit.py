@@ -41,7 +41,7 @@ TRUTH = {
     "pcie_shm": {"step_latency_scale.Simple": 0.5, "payload_efficiency.LL": 0.3,
                  "op_bandwidth_scale.sendrecv": 0.8, "gpu_io.bandwidth_Bps": 40e9},
     "socket": {"step_latency_scale.LL": 3.0, "payload_efficiency.LL": 0.25,
-               "op_bandwidth_scale.all_to_all": 0.7, "gpu_io.bandwidth_Bps": 6.5e9},
+               "op_bandwidth_scale.all_to_all": 0.7, "gpu_io.bandwidth_Bps": 6.5e9, "straggler_cv": 0.2},
     # not identifiable, so left at their starting guesses: the wire (socket); PCIe's efficiency (SHM), which only
     # one-way traffic (broadcast) shows and broadcast's own op scale can stand in for
 }
@@ -50,7 +50,8 @@ TRUTH = {
 OTHER = {"pcie_shm": {"step_latency_scale.LL": 1.7, "base_latency_scale.Simple": 0.4, "pcie5.efficiency": 0.3,
                       "payload_efficiency.LL": 0.6, "op_bandwidth_scale.broadcast": 1.3},
          "nvlink": {"step_latency_scale.LL": 1.7, "nvlink4.efficiency": 0.5, "p2p_channel_Bps": 12e9,
-                    "payload_efficiency.LL128": 0.7}}
+                    "payload_efficiency.LL128": 0.7},
+         "socket": {"straggler_cv": 0.35, "gpu_io.bandwidth_Bps": 5e9, "payload_efficiency.LL": 0.3}}
 
 
 @pytest.mark.parametrize("transport", sorted(OTHER))
@@ -92,6 +93,21 @@ def test_recovers_the_parameters_that_generated_the_data(transport):
     pulled = fit.fit(records, transport, train_world_sizes=(2, 4), engine_check=False)
     assert pulled.heldout["all"]["p90_rel_error"] < 0.01
     assert [cv["train"] for cv in pulled.cross_validation] == [[2], [4]]
+
+
+def test_the_straggler_spread_is_fitted_on_two_world_sizes_and_held_on_one():
+    """A rank-count-dependent slowdown, 1 + spread * E[max of n normals], is a constant on one world size, which the
+    bandwidths absorb: fitted on 4 ranks alone the spread stays at its first guess (and the fit says so, in its
+    description and the preset's provenance), and the same data on 2 and 4 ranks give it back."""
+    records = synthetic("socket", TRUTH["socket"], world_sizes=(2, 4))
+    one = fit.fit(records, "socket", train_world_sizes=(4,), engine_check=False, prior_weight=0.0)
+    guess = next(p for p in transports.TRANSPORTS["socket"].params if p.name == "straggler_cv").initial
+    assert one.kept == ("straggler_cv",) and one.values["straggler_cv"] == guess != TRUTH["socket"]["straggler_cv"]
+    assert "not fitted: it takes 2 training world sizes" in dict(fit.describe(one))["straggler_cv"]
+    assert one.preset.provenance["not_fitted"] == ["straggler_cv"]
+    both = fit.fit(records, "socket", train_world_sizes=(2, 4), engine_check=False, prior_weight=0.0)
+    assert both.kept == () and both.values["straggler_cv"] == pytest.approx(0.2, rel=5e-3)
+    assert "not_fitted" not in both.preset.provenance
 
 
 def test_launch_floor_holds_calls_from_the_host_not_from_a_cuda_graph():

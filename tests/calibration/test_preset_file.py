@@ -51,6 +51,17 @@ def test_round_trip_keeps_every_fitted_value(nvlink_file):
     assert _doc(nvlink_file)["cost_model"]["ring_channel"]["Simple"]["broadcast"] == "35.3 GB/s"
 
 
+def test_the_socket_preset_carries_its_fitted_straggler_spread(tmp_path):
+    """A fitted rate spread is written beside the other cost-model terms and read back into the model."""
+    preset = transports.TRANSPORTS["socket"].calibrated({"straggler_cv": 0.146, "gpu_io.bandwidth_Bps": 6.2e9})
+    path = preset_file.write(preset, tmp_path / "sock.yaml")
+    assert _doc(path)["cost_model"]["straggler_cv"] == 0.146
+    c = preset_file.load_calibrated(path, {"gpus": "4"}, "cluster")
+    assert c.model.straggler_cv == 0.146 and c.model.straggler_factor(4) == pytest.approx(1 + 0.146 * 1.02938,
+                                                                                          rel=1e-5)
+    assert presets.build("h200-nvlink").model.straggler_cv == 0.0          # GPU-driven transports fitted none
+
+
 def test_load_builds_the_fitted_topology_and_model(nvlink_file):
     c = preset_file.load_calibrated(nvlink_file, {"gpus": "2"}, "cluster")
     assert len(gpus(c.graph)) == 2
@@ -100,6 +111,8 @@ def _set(doc, dotted, value):
     ("cost_model.op_bandwidth_scale", {"sendrecv": 1e-320}, "cost_model.op_bandwidth_scale.sendrecv",
      "from 0.001 to 1000"),
     ("cost_model.launch_floor", "1e300 s", "cost_model.launch_floor", "from 0 to 1 s"),
+    ("cost_model.straggler_cv", 2, "cost_model.straggler_cv", "from 0 to 1"),
+    ("cost_model.straggler_cv", "0.1", "cost_model.straggler_cv", "from 0 to 1"),
     ("links.nvlink4.latency", "2 s", "links.nvlink4.latency", "from 0 to 1 s"),
     ("cost_model.p2p_channel", "1e-300 B/s", "cost_model.p2p_channel", "from 1 MB/s to 10 PB/s"),
     ("links.nvlink4.bandwidth", "1e30 GB/s", "links.nvlink4.bandwidth", "from 1 MB/s to 10 PB/s"),

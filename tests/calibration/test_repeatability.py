@@ -55,8 +55,9 @@ def test_a_measurement_run_is_its_file():
 
 def test_committed_runs_reproduce_except_loopback_sockets_and_forced_ll_on_shm():
     """NVLink and SHM calls of >= 1 MiB repeat within 4 % from one machine start to the next; loopback sockets do
-    not (the host's TCP stack), least on 2 ranks, where a run predicts another to a median 9 %, the socket preset
-    fitted on 4 ranks to 11 % (its recorded cross-validation). Forced Tree/LL on 4-rank SHM repeats worst of all."""
+    not (the host's TCP stack), least on 2 ranks, where a run predicts another to a median 9 %, and the socket
+    preset fitted on 4 ranks to 8.5 % (its recorded cross-validation): about as well. Forced Tree/LL on 4-rank SHM
+    repeats worst of all."""
     data = [m for path in RUNS for m in measurements.load_csv(path)]
     spread = {t: repeatability.by_world_size(fit.rows_from(data, t)[0]) for t in ("nvlink", "pcie_shm", "socket")}
     for t in ("nvlink", "pcie_shm"):
@@ -66,7 +67,7 @@ def test_committed_runs_reproduce_except_loopback_sockets_and_forced_ll_on_shm()
     assert 0.06 < socket_2 and socket_2 > 1.5 * spread["socket"]["4"][">=1MiB"]["median_rel_error"]
     shipped = preset_file.read(presets.calibrated()["h200-socket"]).provenance["cross_validation"]
     four_to_two = next(b for b in shipped if b["train"] == [4])["bands"][">=1MiB"]["median_rel_error"]
-    assert socket_2 < four_to_two < socket_2 + 0.03
+    assert four_to_two < 0.10 and abs(four_to_two - socket_2) < 0.03
     shm_4 = [r for r in fit.rows_from(data, "pcie_shm")[0] if r.n == 4 and r.size_bytes >= 1 << 20]
     tree_ll = repeatability.spread([r for r in shm_4 if r.variant == "Tree/LL"])[">=1MiB"]["median_rel_error"]
     assert tree_ll > 0.3

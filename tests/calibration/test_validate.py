@@ -69,11 +69,11 @@ def test_committed_preset_errors_on_each_world_size(data, transport):
 
 
 # cross-validation: fit on one world size, check the other; (median <1MiB, median >=1MiB) bounds on held-back rows.
-# The issue's target is 25 % / 10 %: met below 1 MiB everywhere, and at >= 1 MiB by NVLink both ways, SHM 4->2 and
-# sockets 2->4, and on NCCL's own choices also by SHM 2->4; docs/validation.md says what keeps the others above it.
+# The issue's target is 25 % / 10 %: met below 1 MiB everywhere, and at >= 1 MiB by NVLink and sockets both ways and
+# SHM 4->2, and on NCCL's own choices also by SHM 2->4; docs/validation.md says what keeps SHM 2->4 above it.
 CROSS = {("nvlink", 4): (0.08, 0.10), ("nvlink", 2): (0.145, 0.09),
          ("pcie_shm", 4): (0.145, 0.06), ("pcie_shm", 2): (0.14, 0.15),
-         ("socket", 4): (0.225, 0.115), ("socket", 2): (0.19, 0.065)}
+         ("socket", 4): (0.225, 0.09), ("socket", 2): (0.18, 0.065)}
 
 
 @pytest.mark.parametrize("transport, train", sorted(CROSS))
@@ -798,3 +798,26 @@ def test_sockets_between_ranks_that_share_one_gpu():
     sel = [r for r in usable if r.n == 8 and r.size_bytes >= MiB]
     err, _ = _errors(sel, PRESETS["socket"])
     assert err[">=1MiB"]["bias"] < -0.15           # the model is fast there: the host's CPUs, not the transport
+
+
+def test_the_straggler_spread_is_the_sockets_and_its_guess_comes_from_another_host(data, monkeypatch):
+    """A rate spread fitted on 2 and 4 ranks: ~0 over NVLink and SHM (GPU-driven streams, so those transports carry
+    none), 0.146 over the 4-GPU machine's sockets (the shipped preset), and 0.185 and 0.053 on the two starts of the
+    1-GPU machine (ranks sharing one GPU over sockets): the guess a fit on one world size keeps, 0.1, is the
+    geometric mean of those two, measured on a host other than the data it is used on."""
+    import dataclasses
+    import math
+    for t in ("nvlink", "pcie_shm"):
+        tr = transports.TRANSPORTS[t]
+        with_spread = dataclasses.replace(tr, params=tr.params + (transports.STRAGGLER,))
+        monkeypatch.setitem(transports.TRANSPORTS, t, with_spread)
+        got = fit.fit(data, t, train_world_sizes=(2, 4), engine_check=False, cross_validate=False)
+        assert got.values["straggler_cv"] < 0.01, (t, got.values["straggler_cv"])
+    shipped = preset_file.read(presets.calibrated()["h200-socket"])
+    assert shipped.model["straggler_cv"] == pytest.approx(0.146, abs=0.01)
+    folder = DATA_DIR / "extra" / "probe_shared_gpu"
+    spreads = [fit.fit(measurements.load_csv(folder / f), "socket", train_world_sizes=(2, 4), heldout_world_sizes=(),
+                       engine_check=False, cross_validate=False).values["straggler_cv"]
+               for f in ("start1/mps_collectives.csv", "start2/scale_collectives.csv")]
+    assert spreads == [pytest.approx(0.185, abs=0.005), pytest.approx(0.053, abs=0.005)]
+    assert transports.STRAGGLER.initial == pytest.approx(math.sqrt(spreads[0] * spreads[1]), rel=0.02)

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from gpusim.collectives import nccl_model as nm
-from gpusim.collectives.cost_model import OWN_CHUNK_OPS, CostModel, own_chunk_rates
+from gpusim.collectives.cost_model import OWN_CHUNK_OPS, CostModel, expected_max_normal, own_chunk_rates
 from gpusim.collectives.oracle import RingPipeline
 from gpusim.collectives.run import Collectives, measure
 from gpusim.engine.fabric import Fabric
@@ -29,6 +29,43 @@ def test_op_bandwidth_scale_divides_the_bytes_term_of_that_op_only():
     assert _time(slow, "all_gather", n, GiB) - lat == pytest.approx(2 * (oracle.time_s("all_gather", GiB) - lat),
                                                                     rel=1e-9)
     assert _time(slow, "all_reduce", n, GiB) == pytest.approx(oracle.time_s("all_reduce", GiB), rel=1e-9)
+
+
+def test_expected_maximum_of_normals_has_its_closed_forms():
+    """E[max of n standard normals]: 0, 1/sqrt(pi), 3/(2 sqrt(pi)) for n = 1, 2, 3 (closed forms), and the tabulated
+    1.0294, 1.1630, 1.4236, 3.2414 for 4, 5, 8 and 1000 (Harter 1961); it grows with n."""
+    assert expected_max_normal(1) == 0.0
+    assert expected_max_normal(2) == pytest.approx(1 / math.sqrt(math.pi), abs=1e-9)
+    assert expected_max_normal(3) == pytest.approx(1.5 / math.sqrt(math.pi), abs=1e-9)
+    for n, want in ((4, 1.0294), (5, 1.1630), (8, 1.4236), (1000, 3.2414)):
+        assert expected_max_normal(n) == pytest.approx(want, abs=1e-4), n
+    assert all(expected_max_normal(n) < expected_max_normal(n + 1) for n in range(1, 64))
+
+
+@pytest.mark.parametrize("op, algo", [("all_reduce", "ring"), ("all_gather", "ring"), ("broadcast", "ring"),
+                                      ("all_reduce", "tree"), ("all_to_all", "auto"), ("sendrecv", "auto")])
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_straggler_spread_stretches_the_bytes_term_by_the_slowest_of_n(op, algo, n):
+    """With a rate spread s every call's bytes term grows by 1 + s * E[max of n normals] (a step ends when its
+    slowest rank's stream does), on every algorithm; the latency term does not change."""
+    model = CostModel.ideal().with_overrides(straggler_cv=0.25)
+    f = 1 + 0.25 * expected_max_normal(n)
+
+    def t(m, size):
+        return measure(Fabric(b.switch(n, B, LAT)), m, op, range(n), size, algo=algo).time_s
+
+    base = CostModel.ideal()
+    assert t(model, GiB) - t(model, GiB / 2) == pytest.approx(f * (t(base, GiB) - t(base, GiB / 2)), rel=1e-9)
+    assert t(model, 8) == pytest.approx(t(base, 8), rel=1e-3)
+
+
+def test_straggler_spread_also_slows_a_flow_held_to_its_channel_rate():
+    """A ring channel held to its measured rate (here 1 GB/s, far below the links) waits for its slowest rank too."""
+    capped = CostModel.ideal().with_overrides(ring_channel_Bps={"Simple": {"all_gather": 1e9}})
+    f = 1 + 0.2 * expected_max_normal(4)
+    slow = capped.with_overrides(straggler_cv=0.2)
+    assert _time(slow, "all_gather", 4, GiB) - _time(slow, "all_gather", 4, GiB / 2) == pytest.approx(
+        f * (_time(capped, "all_gather", 4, GiB) - _time(capped, "all_gather", 4, GiB / 2)), rel=1e-9)
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 8])
@@ -316,6 +353,9 @@ def test_back_to_back_chain_pays_one_hop_of_latency_not_the_chain():
     ({"p2p_channel_Bps": 0.0}, "cost_model.p2p_channel_Bps"),
     ({"launch_floor_s": math.nan}, "cost_model.launch_floor_s"),
     ({"p2p_launch_s": -1e-6}, "cost_model.p2p_launch_s"),
+    ({"straggler_cv": -0.1}, "cost_model.straggler_cv"),
+    ({"straggler_cv": 1.5}, "cost_model.straggler_cv"),
+    ({"straggler_cv": math.nan}, "cost_model.straggler_cv"),
 ])
 def test_bad_values_are_named(fields, path):
     with pytest.raises(GpusimError) as e:

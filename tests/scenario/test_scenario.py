@@ -87,6 +87,22 @@ def test_p2p_launch_lengthens_grouped_calls_by_their_sends_and_receives():
         scenario(text.replace("p2p_launch: 2 us", "p2p_launch: -2 us"))
 
 
+def test_straggler_spread_in_the_scenario_slows_each_call_by_its_slowest_rank():
+    """cost_model straggler_cv: an 8-rank ring all_reduce of 1 GiB on 50 GB/s links moves its bytes
+    1 + 0.2 * E[max of 8 normals] = 1.285 times slower; the latency term stays. Outside 0..1 it is refused."""
+    from gpusim.collectives.cost_model import expected_max_normal
+    text = """
+        cluster: {preset: "switch:gpus=8,bandwidth=50GB/s,latency=500ns", cost_model: {straggler_cv: 0.2}}
+        jobs: [{op: all_reduce, size: 1 GiB, algo: ring}]
+    """
+    job = simulate(scenario(text)).clusters[0].jobs[0]
+    want = 2 * 7 * 1e-6 + 2 * 7 / 8 * (1 << 30) / 50e9 * (1 + 0.2 * expected_max_normal(8))
+    assert job.mean_time_s == pytest.approx(want, rel=1e-9)
+    for bad in ("1.5", "-0.1", "lots"):
+        with pytest.raises(GpusimError, match="cost_model.straggler_cv"):
+            scenario(text.replace("straggler_cv: 0.2", f"straggler_cv: {bad}"))
+
+
 def test_nccl_graph_in_the_scenario_sets_what_the_tuner_sees():
     """cost_model graph_channels/graph_bw give NCCL's tuner the ring graph a real NCCL logged: on a 2-GPU dgx-h100
     a 64 KiB all_reduce stays on LL with the links' own capacity, but if NCCL found 1 channel of 1 GB/s, LL's half
