@@ -78,6 +78,7 @@ H200_NVLINK_RING_CHANNEL_Bps = {
 # channels 42.9, 84.0 and 165.0. The Hopper NVSwitch presets carry it (h200-nvlink fits its own, 19.7).
 H200_NVLINK_P2P_CHANNEL_Bps = 21.0e9
 
+
 def expected_max_normal(n: int) -> float:
     """E[max of ``n`` independent standard normal variables]: 0 for one, 1/sqrt(pi) = 0.5642 for two, 1.0294 for
     four, 1.4236 for eight (order statistics of the normal distribution; H. L. Harter, "Expected values of normal

@@ -272,7 +272,8 @@ class Planner:
         eff = self.model.efficiency(proto, "all_to_all", n)
         per_pair = size_bytes / n / eff
         cap = min(self.model.p2p_cap_Bps(size_bytes / n, n, len(self.servers(ranks)) > 1, channels),
-                  self.model.p2p_budget_Bps(channels) / (n - 1)) / eff     # a GPU's sends share its p2p channels
+                  self.model.p2p_budget_Bps(channels) / (n - 1)) \
+            / self.model.efficiency(proto, "all_to_all")     # a GPU's sends share its p2p channels (wire rate, as _cap)
         base = self.model.base_latency_s("ring", proto)
         flows = [self.fabric.flow(a, b, per_pair, base + self.hop_latency_s(a, b, "ring", proto), cap_Bps=cap,
                                   label="a2a")
@@ -284,7 +285,8 @@ class Planner:
         n = len(ranks)
         base = self.model.base_latency_s("ring", proto)
         eff = self.model.efficiency(proto, "sendrecv", n)
-        cap = self.model.p2p_cap_Bps(size_bytes, n, len(self.servers(ranks)) > 1, channels) / eff
+        cap = self.model.p2p_cap_Bps(size_bytes, n, len(self.servers(ranks)) > 1, channels) \
+            / self.model.efficiency(proto, "sendrecv")       # a wire rate, as _cap
         flows = []
         for i, a in enumerate(ranks):
             b = ranks[(i + 1) % n]

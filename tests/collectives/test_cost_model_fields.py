@@ -59,6 +59,20 @@ def test_straggler_spread_stretches_the_bytes_term_by_the_slowest_of_n(op, algo,
     assert t(model, 8) == pytest.approx(t(base, 8), rel=1e-3)
 
 
+@pytest.mark.parametrize("op", ["sendrecv", "all_to_all"])
+def test_straggler_spread_also_slows_sends_held_to_their_p2p_channels(op):
+    """Point-to-point sends held to their channels' rate (1 GB/s a channel) wait for the slowest rank too."""
+    capped = CostModel.ideal().with_overrides(p2p_channel_Bps=1e9)
+    f = 1 + 0.2 * expected_max_normal(4)
+    slow = capped.with_overrides(straggler_cv=0.2)
+
+    def t(m, size):
+        return measure(Fabric(b.switch(4, B, LAT)), m, op, range(4), size).time_s
+
+    assert t(capped, GiB) > 1.2 * t(CostModel.ideal(), GiB)     # held to the channels, not the 50 GB/s links
+    assert t(slow, GiB) - t(slow, GiB / 2) == pytest.approx(f * (t(capped, GiB) - t(capped, GiB / 2)), rel=1e-9)
+
+
 def test_straggler_spread_also_slows_a_flow_held_to_its_channel_rate():
     """A ring channel held to its measured rate (here 1 GB/s, far below the links) waits for its slowest rank too."""
     capped = CostModel.ideal().with_overrides(ring_channel_Bps={"Simple": {"all_gather": 1e9}})
