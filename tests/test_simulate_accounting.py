@@ -93,6 +93,24 @@ def test_bytes_in_flight_at_the_duration_limit_are_counted():
 
 
 
+def test_links_carry_the_payload_not_the_modelled_slowdowns():
+    """A 4-rank ring all_reduce of 64 MiB puts 2(n-1)/n x S on each GPU's uplink; a straggler spread of 0.3 makes it
+    slower but carries no bytes, so the link then shows less than full use while it still held the flows back."""
+    def run_with(cost):
+        return run(f"""
+            cluster: {{preset: "switch:gpus=4,bandwidth=50GB/s,latency=500ns", cost_model: {{{cost}}}}}
+            jobs: [{{name: ar, op: all_reduce, size: 64 MiB, algo: ring}}]
+        """).clusters[0]
+    plain, slowed = run_with(""), run_with("straggler_cv: 0.3")
+    want = 2 * 3 / 4 * (64 << 20)
+    for c in (plain, slowed):
+        assert link(c, "gpu0->switch0")["bytes"] == pytest.approx(want, rel=1e-9)
+    assert slowed.jobs[0].mean_time_s > 1.2 * plain.jobs[0].mean_time_s
+    assert link(slowed, "gpu0->switch0")["utilisation"] < 0.9 * link(plain, "gpu0->switch0")["utilisation"]
+    assert link(slowed, "gpu0->switch0")["limiting_share"] == pytest.approx(
+        link(plain, "gpu0->switch0")["limiting_share"], abs=0.02)
+
+
 def test_a_job_cut_off_during_an_outage_reports_its_stall_so_far():
     """Fog from 10 ms, no detection before the 50 ms limit: the all_reduce sits stalled ~40 ms when it is cut off."""
     c = run(f"""

@@ -106,6 +106,12 @@ class Planner:
             order.extend(rot if s % 2 == 0 else [rot[-1]] + rot[:-1][::-1])
         return order
 
+    def _carried(self, proto: str, op: str, n: int) -> float:
+        """Link bytes per byte of a flow of ``op`` on ``n`` ranks: its size is payload over the protocol's wire
+        efficiency (bytes a link does carry: LL's flags) and over the op's bandwidth scale and the straggler
+        factor (slowdowns that carry none)."""
+        return self.model.efficiency(proto, op, n) / self.model.payload_efficiency[proto]
+
     def _cap(self, algo: str, proto: str, n_nodes: int, channels: int, op: str) -> float:
         """A channel's payload-rate cap as a wire rate. Without the straggler factor, which the flow's bytes carry:
         a capped flow waits for its slowest rank too."""
@@ -158,6 +164,7 @@ class Planner:
         n_nodes = len(self.servers(ranks))
         cap = self._cap("ring", proto, n_nodes, channels, op)
         base = self.model.base_latency_s("ring", proto)
+        carried = self._carried(proto, op, n)
         flows = []
         orders = {}
         for c in range(channels):
@@ -168,7 +175,8 @@ class Planner:
                 mean_h = np.mean([self.hop_latency_s(a, b, "ring", proto) for a, b in hops])
                 orders[key] = (hops, base + steps * mean_h)
             hops, lat = orders[key]
-            flows.append(self.fabric.coupled_flow(hops, per_rank, lat, cap_Bps=cap, label=f"{label}[{c}]"))
+            flows.append(self.fabric.coupled_flow(hops, per_rank, lat, cap_Bps=cap, label=f"{label}[{c}]",
+                                                  carried=carried))
         return Phase(flows, label)
 
     def _own_chunk(self, op, ranks, size_bytes, channels) -> list[Phase]:
@@ -194,7 +202,8 @@ class Planner:
                 hops = [(b, a) for a, b in reversed(hops)]
             hop_lat = [self.hop_latency_s(a, b, "ring", proto) for a, b in hops]
             lat = base + (max(hop_lat) if back_to_back else sum(hop_lat))
-            flows.append(self.fabric.coupled_flow(hops, per_channel, lat, cap_Bps=cap, label=f"{op}[{c}]"))
+            flows.append(self.fabric.coupled_flow(hops, per_channel, lat, cap_Bps=cap, label=f"{op}[{c}]",
+                                                  carried=self._carried(proto, op, len(ranks))))
         return Phase(flows, op)
 
     def tree_edges(self, ranks: list[str], tree: int) -> list[tuple[str, str]]:
@@ -221,7 +230,8 @@ class Planner:
             edges = self.tree_edges(ranks, c % trees)
             depth = _depth_latency(edges, lambda a, b: self.hop_latency_s(a, b, "tree", proto))
             hops = edges + [(p, ch) for ch, p in edges]
-            flows.append(self.fabric.coupled_flow(hops, per_channel, base + 2 * depth, cap_Bps=cap, label=f"tree[{c}]"))
+            flows.append(self.fabric.coupled_flow(hops, per_channel, base + 2 * depth, cap_Bps=cap, label=f"tree[{c}]",
+                                                  carried=self._carried(proto, "all_reduce", len(ranks))))
         return Phase(flows, "tree")
 
     def _hierarchical(self, op, ranks, size_bytes, proto, channels) -> list[Phase]:
@@ -275,8 +285,9 @@ class Planner:
                   self.model.p2p_budget_Bps(channels) / (n - 1)) \
             / self.model.efficiency(proto, "all_to_all")     # a GPU's sends share its p2p channels (wire rate, as _cap)
         base = self.model.base_latency_s("ring", proto)
+        carried = self._carried(proto, "all_to_all", n)
         flows = [self.fabric.flow(a, b, per_pair, base + self.hop_latency_s(a, b, "ring", proto), cap_Bps=cap,
-                                  label="a2a")
+                                  label="a2a", carried=carried)
                  for a in ranks for b in ranks if a != b]
         return Phase(flows, "all_to_all")
 
@@ -291,7 +302,7 @@ class Planner:
         for i, a in enumerate(ranks):
             b = ranks[(i + 1) % n]
             flows.append(self.fabric.flow(a, b, size_bytes / eff, base + self.hop_latency_s(a, b, "ring", proto),
-                                          cap_Bps=cap, label="sendrecv"))
+                                          cap_Bps=cap, label="sendrecv", carried=self._carried(proto, "sendrecv", n)))
         return Phase(flows, "sendrecv")
 
 

@@ -68,18 +68,20 @@ class Fabric:
 
     # -- flows -------------------------------------------------------------------------------------------------
     def flow(self, src: str, dst: str, size_bytes: float, latency_s: float | None = None, key: int = 0,
-             cap_Bps: float = np.inf, label: str = "") -> FlowSpec:
-        """A point-to-point transfer along the routed path (latency defaults to the path's)."""
+             cap_Bps: float = np.inf, label: str = "", carried: float = 1.0) -> FlowSpec:
+        """A point-to-point transfer along the routed path (latency defaults to the path's); ``carried``: link bytes
+        per byte of ``size_bytes`` (:class:`FlowSpec`)."""
         links = self.path_links(src, dst, key)
         lat = float(self.latency_s[links].sum()) if latency_s is None else latency_s
-        return FlowSpec(links, size_bytes, lat, cap_Bps=cap_Bps, label=label, hops=[(src, dst)])
+        return FlowSpec(links, size_bytes, lat, cap_Bps=cap_Bps, label=label, hops=[(src, dst)], carried=carried)
 
     def coupled_flow(self, hops: list[tuple[str, str]], size_bytes: float, latency_s: float,
-                     cap_Bps: float = np.inf, label: str = "", key: int = 0) -> FlowSpec:
+                     cap_Bps: float = np.inf, label: str = "", key: int = 0, carried: float = 1.0) -> FlowSpec:
         """One flow that moves ``size_bytes`` over every hop at a common rate (a pipelined ring/chain)."""
         parts = [self.path_links(a, b, key) for a, b in hops]
         links = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-        return FlowSpec(links, size_bytes, latency_s, cap_Bps=cap_Bps, label=label, hops=list(hops))
+        return FlowSpec(links, size_bytes, latency_s, cap_Bps=cap_Bps, label=label, hops=list(hops),
+                        carried=carried)
 
     def run_flows(self, specs: list[FlowSpec], label: str = ""):
         """Submit as one group; a simpy event to yield on."""

@@ -25,7 +25,9 @@ _EPS_BYTES = 1e-6
 @dataclass
 class FlowSpec:
     """What to move: ``links`` (indices into the network's link arrays; repeats allowed), optional ``weights``
-    (times each link is crossed; defaults to 1 each), bytes, end latency, optional rate ceiling, a label."""
+    (times each link is crossed; defaults to 1 each), bytes, end latency, optional rate ceiling, a label, and
+    ``carried``: the bytes a link carries per byte of ``size_bytes``, below 1 where the size also stands for a
+    modelled slowdown that moves no bytes (an operation's bandwidth scale, waiting for a straggler)."""
 
     links: np.ndarray
     size_bytes: float
@@ -34,6 +36,7 @@ class FlowSpec:
     cap_Bps: float = np.inf
     label: str = ""
     hops: list | None = None      # (src, dst) node pairs the links were routed from, for rerouting
+    carried: float = 1.0
 
     def __post_init__(self):
         links = np.asarray(self.links, dtype=np.int64)
@@ -44,6 +47,8 @@ class FlowSpec:
             self.links, self.weights = links, np.asarray(self.weights, dtype=float)
         if not (self.size_bytes >= 0 and np.isfinite(self.size_bytes)):
             raise ValueError(f"flow size must be a finite non-negative number of bytes, got {self.size_bytes!r}")
+        if not (0 < self.carried < np.inf):
+            raise ValueError(f"bytes carried per byte of a flow must be positive and finite, got {self.carried!r}")
 
     def copy(self) -> "FlowSpec":
         """A shallow copy (the arrays shared: the engine replaces a rerouted flow's arrays, never writes into
@@ -97,6 +102,7 @@ class FlowNetwork:
         self._group: list[Group] = []
         self._index = np.zeros(0, dtype=np.int64)   # index of the flow within its group
         self._rem = np.zeros(0)
+        self._carried = np.zeros(0)                 # link bytes per byte of each active flow
         self._rate = np.zeros(0)
         self._lat = np.zeros(0)
         self._cap = np.zeros(0)
@@ -214,7 +220,7 @@ class FlowNetwork:
                 moved = self._rate * dt
                 self._rem -= moved
                 self._stall += np.where(self._rate > 0, 0.0, dt)
-                self.link_bytes += np.bincount(self._lo, weights=self._w * moved[self._fo],
+                self.link_bytes += np.bincount(self._lo, weights=self._w * (moved * self._carried)[self._fo],
                                                minlength=self.capacity.shape[0])
         self._t_last = now
 
@@ -251,7 +257,7 @@ class FlowNetwork:
 
     def _retire(self, done: np.ndarray, now: float) -> None:
         # the few bytes left within the tolerance count as carried: bytes stay conserved
-        left = np.where(done, self._rem, 0.0)
+        left = np.where(done, self._rem, 0.0) * self._carried
         self.link_bytes += np.bincount(self._lo, weights=self._w * left[self._fo], minlength=self.capacity.shape[0])
         for p in np.flatnonzero(done):
             g = self._group[p]
@@ -270,8 +276,8 @@ class FlowNetwork:
         self._w = self._w[inc_keep]
         self._group = [g for g, k in zip(self._group, keep) if k]
         self._index = self._index[keep]
-        self._rem, self._rate, self._lat, self._cap, self._stall = (
-            a[keep] for a in (self._rem, self._rate, self._lat, self._cap, self._stall))
+        self._rem, self._carried, self._rate, self._lat, self._cap, self._stall = (
+            a[keep] for a in (self._rem, self._carried, self._rate, self._lat, self._cap, self._stall))
 
     def _finish_group(self, g: Group, now: float) -> None:
         delay = g.end_s - now
@@ -292,6 +298,7 @@ class FlowNetwork:
         self._group.extend(g for g, _ in new)
         self._index = np.concatenate([self._index, np.fromiter((i for _, i in new), dtype=np.int64, count=len(new))])
         self._rem = np.concatenate([self._rem, [s.size_bytes for s in specs]])
+        self._carried = np.concatenate([self._carried, [s.carried for s in specs]])
         self._lat = np.concatenate([self._lat, [s.latency_s for s in specs]])
         self._cap = np.concatenate([self._cap, [s.cap_Bps for s in specs]])
         self._rate = np.concatenate([self._rate, np.zeros(len(specs))])

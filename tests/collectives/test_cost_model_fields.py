@@ -375,3 +375,33 @@ def test_bad_values_are_named(fields, path):
     with pytest.raises(GpusimError) as e:
         CostModel.nccl(**fields).validate()
     assert e.value.path == path
+
+
+@pytest.mark.parametrize("preset, op, proto, n", [("h200-nvlink", "sendrecv", "Simple", 2),
+                                                  ("h200-nvlink", "all_reduce", "LL", 4),
+                                                  ("h200-socket", "all_reduce", "Simple", 4),
+                                                  ("h200-socket", "all_to_all", "Simple", 4),
+                                                  ("h200-socket", "broadcast", "Simple", 3)])
+def test_a_calibrated_presets_slowdowns_move_no_bytes(preset, op, proto, n):
+    """Op bandwidth scales and the straggler factor lengthen a call but move no bytes: every link carries what it
+    carries without them (the payload over the protocol's efficiency: LL's flags count); a GPU's NVLink uplink a
+    sendrecv's S (h200-nvlink's sendrecv scale 1.03 had shown 973.6 MiB a GiB)."""
+    from gpusim import presets
+    cluster = presets.build(f"{preset}:gpus={n}")
+    bare = cluster.model.with_overrides(op_bandwidth_scale={}, straggler_cv=0.0)
+    size = 1 << 30 if proto == "Simple" else 1 << 20
+    runs = []
+    for model in (cluster.model, bare):
+        fabric = Fabric(cluster.graph)
+        runs.append((measure(fabric, model, op, range(n), size, proto=proto).time_s, fabric.net.link_bytes.copy()))
+    (t, carried), (t_bare, carried_bare) = runs
+    slowed = op in cluster.model.op_bandwidth_scale or cluster.model.straggler_cv > 0
+    assert slowed == (t != pytest.approx(t_bare, rel=1e-3))
+    assert carried == pytest.approx(carried_bare, rel=1e-12) and carried.sum() > 0
+    if preset == "h200-nvlink":      # each GPU's busiest outgoing link: its NVLinks to the NVSwitch
+        fabric = Fabric(cluster.graph)
+        measure(fabric, cluster.model, op, range(n), size, proto=proto)
+        out = max(fabric.net.link_bytes[fabric.link_index[(fabric.gpu(0), v)]]
+                  for v in fabric.g.successors(fabric.gpu(0)))
+        sent = size if op == "sendrecv" else 2 * (n - 1) / n * size
+        assert out == pytest.approx(sent / cluster.model.payload_efficiency[proto], rel=1e-12)
