@@ -4,7 +4,8 @@
 # under MPS the ranks' kernels run side by side. Phases (PHASES, default all):
 #   scale  - every op on 2, 3, 4, 6 and 8 ranks, 8 B - 256 MiB
 #   pairs  - one 2-rank job alone, then two 2-rank jobs at once (all_gather, then broadcast, 256 MiB, long loops)
-# Usage: OUT=folder [PHASES="scale pairs"] sh validation/probe_shared_gpu.sh ; everything ends up in $OUT/shared_gpu.tgz
+# Usage: OUT=folder [PHASES="scale pairs"] [SCALE_WS=2,3,4,6,8] sh validation/probe_shared_gpu.sh ; everything ends up
+# in $OUT/shared_gpu.tgz (SCALE_WS: the scale phase's world sizes, largest last)
 set -u
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 D="$OUT/shared_gpu"; mkdir -p "$D"
@@ -16,7 +17,8 @@ nvidia-cuda-mps-control -d && echo "MPS control daemon started"
 for phase in ${PHASES:-scale pairs}; do
   case $phase in
   scale)
-    $C --tag scale --nproc 8 --world-sizes 2,3,4,6,8 --max-bytes 256MiB --trials 3 --target-ms 20 \
+    WS=${SCALE_WS:-2,3,4,6,8}
+    $C --tag scale --nproc "${WS##*,}" --world-sizes "$WS" --max-bytes 256MiB --trials 3 --target-ms 20 \
        --deadline-s ${SCALE_S:-330} ;;
   pairs)
     for op in all_gather broadcast; do
