@@ -298,11 +298,12 @@ class Planner:
         eff = self.model.efficiency(proto, "sendrecv", n)
         cap = self.model.p2p_cap_Bps(size_bytes, n, len(self.servers(ranks)) > 1, channels) \
             / self.model.efficiency(proto, "sendrecv")       # a wire rate, as _cap
+        carried = self._carried(proto, "sendrecv", n)
         flows = []
         for i, a in enumerate(ranks):
             b = ranks[(i + 1) % n]
             flows.append(self.fabric.flow(a, b, size_bytes / eff, base + self.hop_latency_s(a, b, "ring", proto),
-                                          cap_Bps=cap, label="sendrecv", carried=self._carried(proto, "sendrecv", n)))
+                                          cap_Bps=cap, label="sendrecv", carried=carried))
         return Phase(flows, "sendrecv")
 
 
